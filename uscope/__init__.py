@@ -1,0 +1,10 @@
+"""uscope: LLM-written profiles of anonymous smartphone users and what they predict.
+
+Implements U-SCOPE / U-MASK (seed paper 000) and PITuning (seed paper 002). The stages, in the
+one direction data flows: ``uscope.data`` -> ``uscope.profile`` -> ``uscope.synth`` ->
+``generative`` -> ``uscope.recommend``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

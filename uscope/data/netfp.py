@@ -1,0 +1,71 @@
+"""Reader for the hourly app-usage CSV in ``../shared/data/netfp`` (real data, one day).
+
+Format: GB18030-encoded CSV, CRLF, header ``id,hour,app,app_cat,times``; ``times`` is how many
+times the device used the app in that hour. Each row becomes ``times`` events spread evenly
+inside the hour (at (i + 0.5) / times of the hour), so per-hour counts are preserved exactly.
+The file has no location and no traffic: those columns stay null. Its day is not in the file
+(only its name, ``data0117``): ``date`` sets it, 2017-01-17 by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.parsing import RowChecker, check_errors_mode, read_text, split_fields, split_lines
+from uscope.data.schema import DataError, ReadReport, validate_events
+
+NETFP_COLUMNS = ["id", "hour", "app", "app_cat", "times"]
+DEFAULT_DATE = "2017-01-17"
+
+
+def read_netfp(path: str | Path, *, date: str = DEFAULT_DATE, encoding: str = "gb18030",
+               errors: str = "raise", rejects_path: str | Path | None = None,
+               ) -> tuple[pd.DataFrame, ReadReport]:
+    """Read the netfp CSV into the event table; returns (events, report).
+
+    A bad line (wrong field count, hour outside 0..23, times < 1, empty id or app) raises a
+    ``DataError`` naming the line and field, or with ``errors='lenient'`` is set aside, written
+    to ``rejects_path`` when given, and counted in the report.
+    """
+    mode = check_errors_mode(errors)
+    path = Path(path)
+    text = read_text(path, encoding=encoding)
+    lines, numbers = split_lines(text)
+    if len(lines) == 0:
+        raise DataError("empty file: expected the header " + ",".join(NETFP_COLUMNS),
+                        source=str(path), line=1)
+    header = [h.strip().lstrip("\ufeff") for h in lines.iloc[0].split(",")]
+    if header != NETFP_COLUMNS:
+        raise DataError(f"header must be {','.join(NETFP_COLUMNS)}, got {lines.iloc[0]!r}",
+                        source=str(path), line=1, field="header")
+    table = split_fields(lines.iloc[1:].reset_index(drop=True), NETFP_COLUMNS, sep=",")
+    checker = RowChecker(str(path), table, numbers[1:])
+    checker.field_count(NETFP_COLUMNS)
+    for name in ("id", "app", "app_cat"):
+        checker.fail(table[name].fillna("").str.strip().eq("").to_numpy(), name, "empty value")
+    hours = checker.integer("hour", minimum=0, maximum=23)
+    times = checker.integer("times", minimum=1)
+    report = ReadReport(str(path))
+    ok = checker.finish(mode, report)
+    report.check_balanced()
+    if rejects_path is not None:
+        report.write_rejects(rejects_path)
+
+    counts = times[ok]
+    rows = np.repeat(np.arange(int(ok.sum())), counts)  # one event per use
+    # position of each use inside its row: 0..times-1
+    within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    offset_s = (within + 0.5) / np.repeat(counts, counts) * 3600.0
+    day = pd.Timestamp(date)
+    stamps = day + pd.to_timedelta(hours[ok][rows] * 3600.0 + np.floor(offset_s), unit="s")
+    kept = table.loc[ok]
+    events = pd.DataFrame({
+        "user_id": kept["id"].str.strip().to_numpy()[rows],
+        "timestamp": stamps,
+        "app": kept["app"].str.strip().to_numpy()[rows],
+        "app_category": kept["app_cat"].str.strip().to_numpy()[rows],
+    })
+    return validate_events(events, source=str(path)), report

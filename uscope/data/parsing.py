@@ -1,0 +1,126 @@
+"""Line-accurate parsing helpers shared by the readers.
+
+Every reader turns a file into a table of string fields, checks each field with vectorised
+tests, and then either raises on the first bad line (strict) or sets the bad lines aside with
+their reasons (lenient). Line numbers are 1-based and count every physical line of the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.schema import DataError, ReadReport
+
+Errors = Literal["raise", "lenient"]
+
+
+def check_errors_mode(errors: str) -> Errors:
+    if errors not in ("raise", "lenient"):
+        raise ValueError(f"errors must be 'raise' or 'lenient', got {errors!r}")
+    return errors  # type: ignore[return-value]
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """Decode a whole file; a decoding error names the line and the expected encoding."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file does not exist", source=str(path))
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"cannot decode byte {raw[exc.start]:#04x} as {encoding} (is the file in another "
+            f"encoding?)", source=str(path), line=line,
+        ) from None
+
+
+def split_lines(text: str, *, skip_header: bool = False) -> tuple[pd.Series, np.ndarray]:
+    """Physical lines (CR/LF stripped) and their 1-based numbers; the header line is dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # newline after the last line
+    numbers = np.arange(1, len(lines) + 1)
+    series = pd.Series(lines, dtype="object").str.rstrip("\r")
+    if skip_header:
+        series, numbers = series.iloc[1:], numbers[1:]
+    return series.reset_index(drop=True), numbers
+
+
+def split_fields(lines: pd.Series, names: list[str], sep: str | None) -> pd.DataFrame:
+    """Split lines into named string fields; `_n_fields` counts what each line really had."""
+    parts = lines.str.split(sep) if sep is not None else lines.str.split()
+    n_fields = parts.str.len().fillna(0).astype(int)
+    n_fields = n_fields.where(lines.str.strip().ne(""), 0)
+    table = pd.DataFrame(
+        {name: parts.str[i] for i, name in enumerate(names)}, index=lines.index
+    )
+    table["_n_fields"] = n_fields.to_numpy()
+    table["_raw"] = lines.to_numpy()
+    return table
+
+
+class RowChecker:
+    """Collects the first failed check of every row, then raises or sets rows aside."""
+
+    def __init__(self, source: str, table: pd.DataFrame, line_numbers: np.ndarray):
+        self.source = source
+        self.table = table
+        self.lines = line_numbers
+        self.reason = np.full(len(table), None, dtype=object)
+        self.field = np.full(len(table), None, dtype=object)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return np.array([r is None for r in self.reason], dtype=bool)
+
+    def fail(self, bad: np.ndarray | pd.Series, field: str, reason: str) -> None:
+        """Mark rows where `bad` holds (first failure per row wins)."""
+        bad = np.asarray(bad, dtype=bool) & self.ok
+        self.reason[bad] = reason
+        self.field[bad] = field
+
+    def field_count(self, names: list[str]) -> None:
+        """Fail empty lines, truncated lines (naming the first missing field) and long lines."""
+        expected = len(names)
+        n = self.table["_n_fields"].to_numpy()
+        self.fail(n == 0, names[0], "empty line")
+        for k in range(1, expected):
+            self.fail(n == k, names[k], f"truncated line: {k} of {expected} fields")
+        self.fail(n > expected, names[-1], f"too many fields: expected {expected}")
+
+    def integer(self, name: str, *, minimum: int | None = None,
+                maximum: int | None = None) -> np.ndarray:
+        """Parse a field as integers, failing rows that are not integers or out of range."""
+        text = self.table[name].fillna("").astype(str).str.strip()
+        values = pd.to_numeric(text.where(text.str.fullmatch(r"[+-]?\d+"), None), errors="coerce")
+        self.fail(values.isna().to_numpy(), name, "not an integer")
+        arr = values.fillna(0).to_numpy(dtype=np.int64)
+        if minimum is not None:
+            self.fail(arr < minimum, name, f"must be >= {minimum}")
+        if maximum is not None:
+            self.fail(arr > maximum, name, f"must be <= {maximum}")
+        return arr
+
+    def finish(self, errors: Errors, report: ReadReport) -> np.ndarray:
+        """Raise on the first bad row (strict) or record rejections (lenient); return ok mask."""
+        ok = self.ok
+        report.rows_in += len(ok)
+        report.accepted += int(ok.sum())
+        bad_rows = np.flatnonzero(~ok)
+        if len(bad_rows) and errors == "raise":
+            i = bad_rows[0]
+            raise DataError(
+                f"{self.reason[i]} (got {self.table['_raw'].iloc[i]!r}; use errors='lenient' to "
+                f"set bad lines aside)", source=self.source, line=int(self.lines[i]),
+                field=self.field[i],
+            )
+        for i in bad_rows:
+            report.reject(int(self.lines[i]), str(self.field[i]), str(self.reason[i]),
+                          str(self.table["_raw"].iloc[i]))
+        return ok

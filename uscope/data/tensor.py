@@ -1,0 +1,225 @@
+"""The behaviour tensor X_u in R^{C x T x H x W} (seed paper 000, eq. 1) and its observed mask.
+
+Channels (C): one per app category (uses in the slot and cell), then ``traffic`` (bytes) when
+the data records traffic, then ``presence`` (1 when the user was seen in the cell) when it
+records places. Time (T): ``n_slots`` slots of ``slot_minutes`` from ``start`` (15 min x 192
+slots = two days, as in the paper). Space (H x W): location categories laid out row-major on a
+near-square grid, or a latitude/longitude grid when the events carry coordinates.
+
+Values are normalised per channel, v = log1p(x) / scale_c with scale_c = max log1p(x) over the
+batch, so every entry lies in [0, 1]; ``denormalize`` maps back exactly. The observed mask
+(T x H x W, broadcast over channels as the masks of eq. 28 are) marks the slots where the
+data holds evidence about the user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.schema import DataError, validate_events
+
+UNKNOWN_PLACE = "Unknown place"
+ANYWHERE = "anywhere"
+
+
+@dataclass
+class TensorConfig:
+    slot_minutes: int = 15  # length of one time slot
+    n_slots: int = 192  # T: 192 x 15 min = two days, as in the paper's datasets
+    start: str | None = None  # first slot; None = midnight of the earliest event
+    spatial: Literal["categories", "latlon"] = "categories"
+    grid: tuple[int, int] | None = None  # (H, W); None = near-square fit (categories), 8x8 latlon
+    observed: Literal["active_slots", "all"] = "active_slots"
+    app_categories: list[str] | None = None  # fixed channel order; None = sorted from the data
+    location_categories: list[str] | None = None  # fixed cell order; None = sorted from data
+
+    def __post_init__(self) -> None:
+        if self.slot_minutes <= 0 or self.n_slots <= 0:
+            raise ValueError("slot_minutes and n_slots must be positive")
+        if self.spatial not in ("categories", "latlon"):
+            raise ValueError(f"spatial must be 'categories' or 'latlon', got {self.spatial!r}")
+        if self.observed not in ("active_slots", "all"):
+            raise ValueError(f"observed must be 'active_slots' or 'all', got {self.observed!r}")
+
+
+@dataclass
+class BehaviourTensors:
+    """A batch of behaviour tensors with everything needed to read them back."""
+
+    values: np.ndarray  # (N, C, T, H, W) float32 in [0, 1]
+    observed_mask: np.ndarray  # (N, T, H, W) float32 in {0, 1}
+    user_ids: list[str]
+    channel_names: list[str]
+    cell_names: list[str]  # length H * W, row-major; "" for padding cells
+    scale: np.ndarray  # (C,) per-channel normalisation, v = log1p(x) / scale
+    start: str  # ISO time of slot 0
+    config: TensorConfig
+    channel_groups: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.values.shape)
+
+    def denormalize(self, values: np.ndarray) -> np.ndarray:
+        """Map normalised values (..., C, T, H, W) back to counts, bytes and presence."""
+        scale = self.scale.reshape(-1, 1, 1, 1)
+        return np.expm1(np.asarray(values, dtype=np.float64) * scale)
+
+    def user(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """One user's (values (C, T, H, W), observed_mask (T, H, W))."""
+        try:
+            i = self.user_ids.index(str(user_id))
+        except ValueError:
+            raise KeyError(f"user {user_id!r} is not in this tensor batch") from None
+        return self.values[i], self.observed_mask[i]
+
+    def as_torch(self):
+        """(values, observed_mask) as float32 torch tensors."""
+        import torch
+
+        return torch.from_numpy(self.values), torch.from_numpy(self.observed_mask)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.npz arrays) and ``path`` + ``.json`` (names, scale, config)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, values=self.values, observed_mask=self.observed_mask,
+                            scale=self.scale)
+        meta = {"user_ids": self.user_ids, "channel_names": self.channel_names,
+                "cell_names": self.cell_names, "start": self.start,
+                "channel_groups": self.channel_groups, "config": asdict(self.config)}
+        Path(str(path) + ".json").write_text(json.dumps(meta, ensure_ascii=False),
+                                             encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> BehaviourTensors:
+        path = Path(path)
+        arrays = np.load(path)
+        meta = json.loads(Path(str(path) + ".json").read_text(encoding="utf-8"))
+        config = meta["config"]
+        if config.get("grid") is not None:
+            config["grid"] = tuple(config["grid"])
+        return cls(values=arrays["values"], observed_mask=arrays["observed_mask"],
+                   user_ids=meta["user_ids"], channel_names=meta["channel_names"],
+                   cell_names=meta["cell_names"], scale=arrays["scale"], start=meta["start"],
+                   config=TensorConfig(**config), channel_groups=meta["channel_groups"])
+
+
+def near_square_grid(n_cells: int) -> tuple[int, int]:
+    """Smallest (H, W) with H <= W, H * W >= n_cells and W - H <= 1."""
+    height = max(1, math.isqrt(max(n_cells, 1)))
+    width = math.ceil(max(n_cells, 1) / height)
+    while height * width < n_cells:
+        width += 1
+    return height, width
+
+
+def _cells_from_categories(events: pd.DataFrame, config: TensorConfig
+                           ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+    has_places = events["location_category"].notna().any()
+    if not has_places:
+        names = [ANYWHERE]
+        index = np.zeros(len(events), dtype=np.int64)
+    else:
+        category = events["location_category"].fillna(UNKNOWN_PLACE).astype(str)
+        names = list(config.location_categories or sorted(category.unique()))
+        missing = sorted(set(category) - set(names))
+        if missing and missing != [UNKNOWN_PLACE]:
+            raise DataError(f"location categories {missing} are not in "
+                            f"TensorConfig.location_categories", field="location_category")
+        names += missing  # events without a place get a cell of their own
+        index = pd.Categorical(category, categories=names).codes.astype(np.int64)
+    grid = config.grid or near_square_grid(len(names))
+    if grid[0] * grid[1] < len(names):
+        raise ValueError(f"grid {grid} has fewer cells than the {len(names)} location categories")
+    return index, names + [""] * (grid[0] * grid[1] - len(names)), grid
+
+
+def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
+                       ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+    if events["latitude"].isna().any():
+        row = int(np.flatnonzero(events["latitude"].isna().to_numpy())[0])
+        raise DataError("spatial='latlon' needs coordinates on every event", line=row,
+                        field="latitude")
+    height, width = config.grid or (8, 8)
+    lat, lon = events["latitude"].to_numpy(), events["longitude"].to_numpy()
+
+    def bins(x: np.ndarray, n: int) -> np.ndarray:
+        low, high = x.min(), x.max()
+        span = high - low if high > low else 1.0
+        return np.clip(((x - low) / span * n).astype(np.int64), 0, n - 1)
+
+    row, col = height - 1 - bins(lat, height), bins(lon, width)  # north at the top
+    names = [f"r{r}c{c}" for r in range(height) for c in range(width)]
+    return row * width + col, names, (height, width)
+
+
+def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> BehaviourTensors:
+    """Build X_u (eq. 1) and the observed mask for every user in the event table."""
+    config = config or TensorConfig()
+    events = validate_events(events)
+    if events.empty:
+        raise DataError("cannot build tensors from an empty event table")
+    slot = pd.Timedelta(minutes=config.slot_minutes)
+    start = (pd.Timestamp(config.start) if config.start is not None
+             else events["timestamp"].min().normalize())
+    slot_index = ((events["timestamp"] - start) // slot).to_numpy().astype(np.int64)
+    inside = (slot_index >= 0) & (slot_index < config.n_slots)
+
+    cells, cell_names, (height, width) = (_cells_from_latlon if config.spatial == "latlon"
+                                          else _cells_from_categories)(events, config)
+    app_names = list(config.app_categories or sorted(events["app_category"].unique()))
+    unknown_apps = sorted(set(events["app_category"]) - set(app_names))
+    if unknown_apps:
+        raise DataError(f"app categories {unknown_apps} are not in TensorConfig.app_categories",
+                        field="app_category")
+    channels = [f"app:{name}" for name in app_names]
+    groups = {"app": list(range(len(app_names)))}
+    has_traffic = events["traffic_bytes"].notna().any()
+    if has_traffic:
+        groups["traffic"] = [len(channels)]
+        channels.append("traffic")
+    has_places = config.spatial == "latlon" or cell_names[0] != ANYWHERE
+    if has_places:
+        groups["location"] = [len(channels)]
+        channels.append("presence")
+
+    user_ids = sorted(events["user_id"].unique().tolist())
+    user_index = pd.Categorical(events["user_id"], categories=user_ids).codes.astype(np.int64)
+    n_users, n_cells = len(user_ids), height * width
+    counts = np.zeros((n_users, len(channels), config.n_slots, n_cells), dtype=np.float64)
+    u, t, s = user_index[inside], slot_index[inside], cells[inside]
+    app_channel = pd.Categorical(events["app_category"], categories=app_names).codes[inside]
+    np.add.at(counts, (u, app_channel, t, s), 1.0)
+    if has_traffic:
+        traffic = events["traffic_bytes"].fillna(0).to_numpy(dtype=np.float64)[inside]
+        np.add.at(counts, (u, groups["traffic"][0], t, s), traffic)
+    if has_places:
+        counts[u, groups["location"][0], t, s] = 1.0
+
+    log_counts = np.log1p(counts)
+    scale = log_counts.max(axis=(0, 2, 3))
+    scale[scale == 0] = 1.0
+    values = (log_counts / scale[None, :, None, None]).astype(np.float32)
+    observed = np.zeros((n_users, config.n_slots), dtype=np.float32)
+    if config.observed == "all":
+        observed[:] = 1.0
+    else:
+        observed[u, t] = 1.0
+    observed_mask = np.repeat(observed[:, :, None], n_cells, axis=2)
+    shape = (n_users, len(channels), config.n_slots, height, width)
+    return BehaviourTensors(
+        values=values.reshape(shape),  # (N, C, T, H, W)
+        observed_mask=observed_mask.reshape(n_users, config.n_slots, height, width),
+        user_ids=[str(x) for x in user_ids], channel_names=channels, cell_names=cell_names,
+        scale=scale.astype(np.float64), start=start.isoformat(), config=config,
+        channel_groups=groups,
+    )
