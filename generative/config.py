@@ -35,7 +35,7 @@ def default_tasks(n_slots: int) -> list[TaskConfig]:
     return [
         TaskConfig("short_term", horizon=short, init_ratio=0.6, recency=6.0),
         TaskConfig("long_term", horizon=long, init_ratio=0.6, recency=2.0),
-        TaskConfig("cold_start", horizon=long, init_ratio=0.06, max_ratio=0.12, cold=True),
+        TaskConfig("cold_start", horizon=long, init_ratio=0.1, max_ratio=0.15, cold=True),
     ]
 
 

@@ -14,7 +14,8 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each area module adds its commands to `app` when imported.
-    from uscope.cli import data  # noqa: F401
+    from uscope.cli import data, demo  # noqa: F401
+    from uscope.cli import profile  # noqa: F401  (issue 3)
 
 
 _register()

@@ -82,8 +82,8 @@ def read_events(source: Any, column_map: Mapping[str, str] | None = None, *,
             raise DataError(f"source has no column {source_column!r} for {column!r}; columns "
                             f"are {list(frame.columns)}", source=name, field=column)
     table = pd.DataFrame(renamed)
-    table["_raw"] = frame.astype(str).agg(",".join, axis=1) if len(frame) else []
-    checker = RowChecker(name, table, np.arange(len(table)) + first_line)
+    checker = RowChecker(name, table, np.arange(len(table)) + first_line,
+                         raw_row=lambda i: ",".join(str(v) for v in frame.iloc[i].tolist()))
     fail = checker.fail
 
     for column in ("user_id", "app"):
@@ -118,5 +118,5 @@ def read_events(source: Any, column_map: Mapping[str, str] | None = None, *,
     report.check_balanced()
     if rejects_path is not None:
         report.write_rejects(rejects_path)
-    events = table.loc[ok].drop(columns="_raw").reset_index(drop=True)
+    events = table.loc[ok].reset_index(drop=True)
     return validate_events(events, source=name), report

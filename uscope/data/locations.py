@@ -106,7 +106,7 @@ def fit_location_categories(poi_counts: pd.DataFrame, n_categories: int = 10,
     return LocationMap(categories=categories, category_mix=mixes)
 
 
-def _haversine_matrix_m(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+def _to_radians(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.radians(np.stack([lat, lon], axis=1))
 
 
@@ -123,7 +123,7 @@ def cluster_gps_places(events: pd.DataFrame, radius_m: float = 150.0,
     has_fix = events["latitude"].notna().to_numpy()
     if not has_fix.any():
         return events
-    coords = _haversine_matrix_m(events.loc[has_fix, "latitude"].to_numpy(),
+    coords = _to_radians(events.loc[has_fix, "latitude"].to_numpy(),
                                  events.loc[has_fix, "longitude"].to_numpy())
     labels = DBSCAN(eps=radius_m / EARTH_RADIUS_M, min_samples=min_fixes,
                     metric="haversine", algorithm="ball_tree").fit_predict(coords)
@@ -131,7 +131,7 @@ def cluster_gps_places(events: pd.DataFrame, radius_m: float = 150.0,
     next_label = labels.max() + 1
     for i in np.flatnonzero(labels < 0):
         labels[i], next_label = next_label, next_label + 1
-    location = events["location_id"].astype("object").to_numpy()
+    location = events["location_id"].astype("object").to_numpy().copy()
     location[has_fix] = [f"place_{label}" for label in labels]
     events["location_id"] = pd.array(location, dtype="string")
     return events
@@ -157,9 +157,9 @@ def poi_mix_near_places(centres: pd.DataFrame, pois: pd.DataFrame,
             raise DataError("POI table needs columns latitude, longitude, poi_type",
                             field=column)
     types = sorted(pois["poi_type"].astype(str).unique())
-    tree = BallTree(_haversine_matrix_m(pois["latitude"].to_numpy(), pois["longitude"].to_numpy()),
+    tree = BallTree(_to_radians(pois["latitude"].to_numpy(), pois["longitude"].to_numpy()),
                     metric="haversine")
-    hits = tree.query_radius(_haversine_matrix_m(centres["latitude"].to_numpy(),
+    hits = tree.query_radius(_to_radians(centres["latitude"].to_numpy(),
                                                  centres["longitude"].to_numpy()),
                              r=radius_m / EARTH_RADIUS_M)
     poi_type = pois["poi_type"].astype(str).to_numpy()

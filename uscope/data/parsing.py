@@ -7,6 +7,7 @@ their reasons (lenient). Line numbers are 1-based and count every physical line 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -68,8 +69,11 @@ def split_fields(lines: pd.Series, names: list[str], sep: str | None) -> pd.Data
 class RowChecker:
     """Collects the first failed check of every row, then raises or sets rows aside."""
 
-    def __init__(self, source: str, table: pd.DataFrame, line_numbers: np.ndarray):
+    def __init__(self, source: str, table: pd.DataFrame, line_numbers: np.ndarray,
+                 raw_row: Callable[[int], str] | None = None):
         self.source = source
+        # the original text of row i, for messages and the rejects file
+        self.raw_row = raw_row or (lambda i: str(table["_raw"].iloc[i]))
         self.table = table
         self.lines = line_numbers
         self.reason = np.full(len(table), None, dtype=object)
@@ -116,11 +120,11 @@ class RowChecker:
         if len(bad_rows) and errors == "raise":
             i = bad_rows[0]
             raise DataError(
-                f"{self.reason[i]} (got {self.table['_raw'].iloc[i]!r}; use errors='lenient' to "
+                f"{self.reason[i]} (got {self.raw_row(i)!r}; use errors='lenient' to "
                 f"set bad lines aside)", source=self.source, line=int(self.lines[i]),
                 field=self.field[i],
             )
         for i in bad_rows:
             report.reject(int(self.lines[i]), str(self.field[i]), str(self.reason[i]),
-                          str(self.table["_raw"].iloc[i]))
+                          self.raw_row(i))
         return ok

@@ -141,7 +141,7 @@ def session_stats(timestamps: pd.Series, gap_minutes: float) -> SessionStats:
     hours = timestamps.dt.hour.to_numpy()
     shares = np.bincount(hours, minlength=24) / n
     nonzero = shares[shares > 0]
-    entropy = float(-(nonzero * np.log(nonzero)).sum() / np.log(24))
+    entropy = max(0.0, float(-(nonzero * np.log(nonzero)).sum() / np.log(24)))
     return SessionStats(
         n_sessions=n_sessions,
         sessions_per_day=n_sessions / active_days,

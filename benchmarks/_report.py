@@ -1,0 +1,52 @@
+"""Write one benchmark's section of BENCHMARKS.md, replacing the previous run of it in place.
+
+Each script owns the block between ``<!-- BEGIN name -->`` and ``<!-- END name -->``; the block
+starts with the date, the machine and the command that produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+HEADER = "# Benchmarks\n\nEvery table below is written by a script in `benchmarks/`; rerun it to refresh.\n"
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
+
+
+def provenance() -> str:
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    return (f"_Run {_dt.date.today().isoformat()} on {machine()}. Command: `{command}`._\n")
+
+
+def write_section(name: str, title: str, body: str) -> Path:
+    """Replace (or append) the section `name` of BENCHMARKS.md with `title` and `body`."""
+    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else HEADER
+    block = (f"<!-- BEGIN {name} -->\n## {title}\n\n{provenance()}\n{body.strip()}\n"
+             f"<!-- END {name} -->")
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->",
+                         re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
+        text.rstrip("\n") + "\n\n" + block + "\n")
+    BENCHMARKS_MD.write_text(text, encoding="utf-8")
+    return BENCHMARKS_MD
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Behaviour tensor X_u (eq. 1) and its observed mask: exact round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import NETFP_CSV
+from uscope.data import BehaviourTensors, TensorConfig, build_tensors, validate_events
+from uscope.data.schema import DataError
+
+
+def _events(rows):
+    return validate_events(pd.DataFrame(rows, columns=[
+        "user_id", "timestamp", "app", "app_category", "location_category", "traffic_bytes"]))
+
+
+def test_counts_traffic_presence_exact():
+    events = _events([
+        ("a", "2024-01-01 00:05", "x", "Games", "Home", 100),
+        ("a", "2024-01-01 00:10", "x", "Games", "Home", 50),
+        ("a", "2024-01-01 01:00", "y", "News", "Work", 7),
+        ("b", "2024-01-01 00:20", "y", "News", "Work", 0),
+        ("b", "2024-01-02 23:59", "y", "News", "Work", 1),  # outside the 8 x 15-min window
+    ])
+    batch = build_tensors(events, TensorConfig(slot_minutes=15, n_slots=8))
+    assert batch.shape == (2, 4, 8, 1, 2)  # C = 2 apps + traffic + presence; 2 places
+    assert batch.channel_names == ["app:Games", "app:News", "traffic", "presence"]
+    assert batch.cell_names == ["Home", "Work"]
+    raw = batch.denormalize(batch.values)
+    assert np.allclose(raw[0, 0, 0, 0, 0], 2)  # two Games uses in slot 0 at Home
+    assert np.allclose(raw[0, 2, 0, 0, 0], 150)  # their traffic summed
+    assert np.allclose(raw[0, 1, 4, 0, 1], 1)  # News at 01:00 = slot 4, at Work
+    assert np.allclose(raw[0, 3, :, 0, :].sum(), 2)  # present in two (slot, place) pairs
+    assert np.allclose(raw.sum(), 2 + 150 + 1 + 7 + 2 + 1 + 0 + 1)  # nothing else appears
+    assert batch.values.min() >= 0 and batch.values.max() <= 1
+    # observed = slots with any event: user a slots 0 and 4, user b slot 1
+    assert batch.observed_mask[0, :, 0, 0].nonzero()[0].tolist() == [0, 4]
+    assert batch.observed_mask[1, :, 0, 0].nonzero()[0].tolist() == [1]
+
+
+def test_totals_match_events_on_simulated(simulated):
+    """SIMULATED data: per-user, per-category totals in X_u equal the event counts."""
+    events = simulated.events
+    batch = build_tensors(events, TensorConfig(slot_minutes=15, n_slots=96 * 3))
+    raw = batch.denormalize(batch.values)
+    want = events.groupby(["user_id", "app_category"]).size()
+    for (user, category), count in want.items():
+        i = batch.user_ids.index(user)
+        c = batch.channel_names.index(f"app:{category}")
+        assert round(float(raw[i, c].sum())) == count
+    presence = raw[:, batch.channel_groups["location"][0]]
+    assert set(np.unique(np.round(presence, 6))) <= {0.0, 1.0}
+
+
+def test_netfp_tensor(netfp_events):
+    events, _ = netfp_events
+    batch = build_tensors(events, TensorConfig(slot_minutes=60, n_slots=24))
+    assert batch.shape == (1203, 19, 24, 1, 1)
+    assert list(batch.channel_groups) == ["app"]  # no traffic, no places in this file
+    active_hours = events.groupby("user_id")["timestamp"].apply(lambda s: s.dt.hour.nunique())
+    observed_hours = batch.observed_mask.sum(axis=(1, 2, 3))
+    assert np.array_equal(observed_hours, active_hours.loc[batch.user_ids].to_numpy())
+    raw = pd.read_csv(NETFP_CSV, encoding="gb18030")
+    assert np.median(observed_hours) == raw.groupby("id")["hour"].nunique().median()
+
+
+def test_save_load_round_trip(tmp_path, simulated):
+    batch = build_tensors(simulated.events, TensorConfig(slot_minutes=60, n_slots=72))
+    batch.save(tmp_path / "x.npz")
+    back = BehaviourTensors.load(tmp_path / "x.npz")
+    assert np.array_equal(back.values, batch.values)
+    assert np.array_equal(back.observed_mask, batch.observed_mask)
+    assert back.user_ids == batch.user_ids and back.channel_names == batch.channel_names
+    assert back.config == batch.config and back.channel_groups == batch.channel_groups
+    values, mask = back.as_torch()
+    assert tuple(values.shape) == batch.shape and tuple(mask.shape) == batch.observed_mask.shape
+
+
+def test_latlon_grid_and_errors():
+    events = validate_events(pd.DataFrame({
+        "user_id": ["a", "a", "a"], "timestamp": ["2024-01-01 00:00"] * 3,
+        "app": ["x"] * 3, "app_category": ["Games"] * 3,
+        "latitude": [31.0, 31.5, 31.0], "longitude": [121.0, 121.5, 121.5],
+    }))
+    batch = build_tensors(events, TensorConfig(n_slots=4, spatial="latlon", grid=(2, 2)))
+    presence = batch.values[0, batch.channel_groups["location"][0], 0]  # (H, W)
+    assert presence.tolist() == [[0.0, 1.0], [1.0, 1.0]]  # north row: only (31.5, 121.5)
+    with pytest.raises(ValueError, match="fewer cells"):
+        build_tensors(_events([("a", "2024-01-01", "x", "G", p, 1) for p in "pqr"]),
+                      TensorConfig(grid=(1, 2)))
+    with pytest.raises(DataError, match="empty"):
+        build_tensors(events.iloc[:0])
+    with pytest.raises(DataError, match="not in TensorConfig.app_categories"):
+        build_tensors(events, TensorConfig(app_categories=["News"]))

@@ -1,0 +1,5 @@
+"""`python -m uscope` is the `uscope` command."""
+
+from uscope.cli import app
+
+app()

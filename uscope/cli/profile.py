@@ -1,0 +1,98 @@
+"""`uscope profile`: batch U-SCOPE profiling (eq. 21-24), sharded and resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from uscope.cli import app
+from uscope.cli.data import read_any
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def profile(
+    events: Annotated[Path, typer.Argument(help="Events: parquet table, Tsinghua dir, netfp or "
+                                                "generic CSV.")],
+    out: Annotated[Path, typer.Option(help="Output ProfileSet (parquet).")],
+    backend: Annotated[str, typer.Option(help="heuristic | transformers | vllm | openai")]
+    = "transformers",
+    model: Annotated[str | None, typer.Option(help="Model path or hub id (default: bundled "
+                                                   "SmolLM2-135M-Instruct for transformers).")]
+    = None,
+    encoder: Annotated[str | None, typer.Option(help="Sentence encoder path (default: bundled "
+                                                     "all-MiniLM-L6-v2).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Users per backend call.")] = 8,
+    chunk_size: Annotated[int, typer.Option(help="Users per chunk file (work lost to a "
+                                                 "kill).")] = 256,
+    shard: Annotated[str, typer.Option(help="i/n: profile the users whose stable hash is i "
+                                            "mod n (0-based).")] = "0/1",
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into --out.")] = False,
+    template: Annotated[str, typer.Option(help="Prompt template name in prompts/ or .j2 path.")]
+    = "profile_v1",
+    max_events: Annotated[int, typer.Option(help="History budget: most recent events kept "
+                                                 "per user.")] = 20_000,
+    max_new_tokens: Annotated[int, typer.Option(help="LLM output budget.")] = 160,
+    retries: Annotated[int, typer.Option(help="Extra attempts for a failed/empty profile.")] = 2,
+    base_url: Annotated[str | None, typer.Option(help="openai backend: endpoint base URL.")]
+    = None,
+    timeout: Annotated[float, typer.Option(help="openai backend: seconds per request.")] = 60.0,
+    concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
+    tensor_parallel: Annotated[int, typer.Option(help="vllm backend: GPUs per model.")] = 1,
+    lora: Annotated[str | None, typer.Option(help="vllm backend: LoRA adapter folder.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Input format (default: by "
+                                                             "suffix).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Write a natural-language profile and an embedding for every user of EVENTS."""
+    from tqdm.auto import tqdm
+
+    from uscope.data import DataError
+    from uscope.profile import (
+        FeatureConfig,
+        GenerationConfig,
+        JobConfig,
+        ProfileConfig,
+        ProfileEncoder,
+        make_backend,
+        parse_shard,
+        run_profile_job,
+    )
+
+    try:
+        shard_spec = parse_shard(shard)
+        options: dict = {}
+        if backend == "openai":
+            options = {"timeout_s": timeout, "concurrency": concurrency}
+            if base_url:
+                options["base_url"] = base_url
+        elif backend == "vllm":
+            options = {"tensor_parallel_size": tensor_parallel, "lora_path": lora}
+        config = JobConfig(
+            profile=ProfileConfig(template=template, features=FeatureConfig(max_events=max_events),
+                                  batch_size=batch_size, retries=retries),
+            shard=shard_spec, chunk_size=chunk_size, resume=resume,
+        )
+        table, report = read_any(events, fmt, lenient=False, rejects=None)
+        generation = GenerationConfig(max_new_tokens=max_new_tokens)
+        writer = make_backend(backend, model, generation, **options)
+        embedder = ProfileEncoder(encoder)
+        bars: list = []
+
+        def start_bar(done: int, total: int):
+            bars.append(tqdm(total=total, initial=done, unit="user", disable=not progress,
+                             desc=f"profile {shard}"))
+            return bars[-1].update
+
+        summary = run_profile_job(table, out, writer, embedder, config, progress=start_bar)
+        for bar in bars:
+            bar.close()
+    except (DataError, ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
+        _fail(str(exc))
+    typer.echo(summary.render())

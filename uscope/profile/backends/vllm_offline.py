@@ -1,0 +1,108 @@
+"""pi_theta (eq. 23) with vLLM's offline batch inference: ``LLM.chat`` + ``SamplingParams``.
+
+Optional LoRA adapter (a ``LoRARequest``, e.g. the DPO-aligned profile writer of eq. 27) and
+tensor parallelism. vLLM is the ``[vllm]`` extra (CUDA only) and is imported only when a backend
+is built; the request building below is plain Python, testable without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
+
+VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
+
+
+@dataclass(frozen=True)
+class VLLMConfig:
+    """Engine settings for ``vllm.LLM``."""
+
+    model: str
+    tensor_parallel_size: int = 1
+    lora_path: str | None = None  # a PEFT adapter folder
+    lora_name: str = "profile-adapter"
+    max_lora_rank: int = 16
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+
+
+def engine_kwargs(config: VLLMConfig) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.LLM(...)``."""
+    kwargs: dict[str, Any] = {
+        "model": config.model,
+        "tensor_parallel_size": config.tensor_parallel_size,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "dtype": config.dtype,
+    }
+    if config.max_model_len is not None:
+        kwargs["max_model_len"] = config.max_model_len
+    if config.lora_path is not None:
+        kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank)
+    return kwargs
+
+
+def sampling_kwargs(generation: GenerationConfig) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.SamplingParams(...)`` matching the transformers backend."""
+    return {
+        "max_tokens": generation.max_new_tokens,
+        "temperature": generation.temperature,
+        "top_p": generation.top_p if generation.temperature > 0 else 1.0,
+        "repetition_penalty": generation.repetition_penalty,
+        "seed": generation.seed,
+    }
+
+
+def conversations(requests: Sequence[ProfileRequest]) -> list[list[dict[str, str]]]:
+    """One chat (system + user message) per request, for ``LLM.chat``."""
+    return [r.prompt.messages for r in requests]
+
+
+def lora_request_args(config: VLLMConfig) -> tuple[str, int, str] | None:
+    """(name, integer id, path) for ``vllm.lora.request.LoRARequest``, or None without adapter."""
+    if config.lora_path is None:
+        return None
+    return (config.lora_name, 1, str(config.lora_path))
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError(f"the vllm backend needs vLLM: {VLLM_INSTALL}") from exc
+    return vllm
+
+
+class VLLMBackend:
+    """Offline batched chat generation on one node (tensor parallel over its GPUs)."""
+
+    name = "vllm"
+
+    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None):
+        vllm = _import_vllm()
+        self.config = config
+        self.model = config.model if config.lora_path is None else \
+            f"{config.model}+{config.lora_path}"
+        self.sampling = vllm.SamplingParams(**sampling_kwargs(generation or GenerationConfig()))
+        self.llm = vllm.LLM(**engine_kwargs(config))
+        lora = lora_request_args(config)
+        if lora is None:
+            self.lora = None
+        else:
+            from vllm.lora.request import LoRARequest
+
+            self.lora = LoRARequest(*lora)
+
+    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
+        if not requests:
+            return []
+        outputs = self.llm.chat(conversations(requests), self.sampling, lora_request=self.lora,
+                                use_tqdm=False)
+        return [Generation(o.outputs[0].text.strip() if o.outputs else None) for o in outputs]

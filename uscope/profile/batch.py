@@ -1,0 +1,227 @@
+"""Batched, sharded, chunked, atomic and resumable profiling of a whole population.
+
+Layout for ``--out profiles.parquet``: finished chunks go to ``profiles.parquet.parts/``
+(``chunk-000001.parquet`` ..., each written to a temp file and renamed, so a chunk is either
+complete or absent) with ``job.json`` describing the job. When every user of the shard is in a
+chunk, the chunks are merged into ``profiles.parquet`` (atomically) and the parts folder is
+removed. Killed at any point (SIGKILL included), a rerun with ``resume=True`` reads the chunks,
+skips their users and profiles only the rest: every user ends up exactly once, and no finished
+user is profiled again. ``shard=(i, n)`` keeps the users whose stable hash is i mod n, so n
+processes or nodes split a population without coordination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from uscope.data.schema import DataError, validate_events
+from uscope.profile.backends import Backend
+from uscope.profile.encoder import ProfileEncoder
+from uscope.profile.pipeline import ProfileConfig, build_requests, event_users, profile_chunk
+from uscope.profile.profileset import STATUS_FAILED, ProfileSet
+from uscope.profile.prompting import load_template
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (0 <= i < n) -> (i, n)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError as exc:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from exc
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def shard_of(user_id: str, n_shards: int) -> int:
+    """Stable shard of a user: blake2b of its id mod n (same on every machine and run)."""
+    digest = hashlib.blake2b(str(user_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n_shards
+
+
+def shard_users(user_ids: Sequence[str], shard: tuple[int, int]) -> list[str]:
+    index, count = shard
+    return [u for u in user_ids if shard_of(u, count) == index]
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """One batch job: what to profile and how to persist it."""
+
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    shard: tuple[int, int] = (0, 1)
+    chunk_size: int = 256  # users per chunk file (the unit of work lost to a kill)
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+
+@dataclass
+class JobSummary:
+    """What a run did; ``failures`` maps user id -> reason."""
+
+    out: Path
+    n_users: int  # users of this shard
+    n_skipped: int  # finished by an earlier run
+    n_profiled: int  # profiled by this run
+    n_failed: int  # failed users in the final output
+    n_truncated: int
+    budget: int
+    seconds: float
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def render(self) -> str:
+        rate = self.n_profiled / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"{self.out}: {self.n_users} users in shard; {self.n_profiled} profiled now, "
+            f"{self.n_skipped} already done ({rate:.2f} users/s)",
+            f"failed: {self.n_failed}; truncated histories: {self.n_truncated} "
+            f"(budget {self.budget} most recent events per user)",
+        ]
+        lines += [f"  failed {uid}: {reason}" for uid, reason in list(self.failures.items())[:20]]
+        if len(self.failures) > 20:
+            lines.append(f"  ... and {len(self.failures) - 20} more (see the error column)")
+        return "\n".join(lines)
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _job_record(config: JobConfig, backend: Backend, encoder: ProfileEncoder,
+                users: Sequence[str]) -> dict[str, Any]:
+    return {
+        "backend": backend.name, "model": backend.model, "encoder": encoder.label,
+        "template_version": load_template(config.profile.template).version,
+        "features": asdict(config.profile.features), "shard": list(config.shard),
+        "n_users": len(users),
+        "users_digest": hashlib.sha256("\n".join(users).encode("utf-8")).hexdigest(),
+    }
+
+
+def _write_json_atomic(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _check_job(parts: Path, record: dict[str, Any]) -> None:
+    """Create ``job.json``, or check that the resumed job is the same job."""
+    path = parts / "job.json"
+    if not path.exists():
+        _write_json_atomic(path, record)
+        return
+    previous = json.loads(path.read_text())
+    changed = sorted(k for k in record if previous.get(k) != record[k])
+    if changed:
+        raise DataError(f"cannot resume: this run differs from the interrupted one in {changed} "
+                        f"(delete {parts} to start over)", source=str(path), field=changed[0])
+
+
+def _clean_temp_files(folder: Path, prefix: str) -> None:
+    for stale in folder.glob(f"{prefix}*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
+
+
+def _chunk_files(parts: Path) -> list[Path]:
+    return sorted(parts.glob("chunk-*.parquet"))
+
+
+def _finished_users(parts: Path) -> set[str]:
+    done: set[str] = set()
+    for chunk in _chunk_files(parts):
+        ids = pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
+        twice = done.intersection(ids)
+        if twice:
+            raise DataError(f"user {sorted(twice)[0]!r} is in more than one chunk (did two runs "
+                            "share this --out?)", source=str(chunk), field="user_id")
+        done.update(ids)
+    return done
+
+
+def _merge(parts: Path, users: Sequence[str], out: Path) -> ProfileSet:
+    merged = ProfileSet.concat(ProfileSet.load(c) for c in _chunk_files(parts))
+    ids = merged.user_ids
+    if len(ids) != len(set(ids)) or set(ids) != set(users):
+        raise DataError(f"chunks hold {len(set(ids))} distinct users for {len(users)} users of "
+                        "the shard", source=str(parts), field="user_id")
+    order = {u: i for i, u in enumerate(users)}
+    frame = merged.frame.sort_values("user_id", key=lambda s: s.map(order), kind="stable")
+    result = ProfileSet(frame)
+    result.save(out)
+    shutil.rmtree(parts)
+    return result
+
+
+def _summary(out: Path, result: ProfileSet, n_users: int, n_skipped: int, n_profiled: int,
+             config: JobConfig, started: float) -> JobSummary:
+    failures = result.failures
+    return JobSummary(
+        out=out, n_users=n_users, n_skipped=n_skipped, n_profiled=n_profiled,
+        n_failed=int((result.frame["status"] == STATUS_FAILED).sum()),
+        n_truncated=int(result.frame["truncated"].sum()),
+        budget=config.profile.features.max_events, seconds=time.perf_counter() - started,
+        failures=dict(zip(failures["user_id"], failures["error"])),
+    )
+
+
+def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backend,
+                    encoder: ProfileEncoder, config: JobConfig | None = None,
+                    progress: Callable[[int, int], Any] | None = None) -> JobSummary:
+    """Profile this shard's users of ``events`` into ``out``; see the module docstring.
+
+    ``progress(n_done_before, n_total)`` is called once and returns a callback taking the
+    number of users just finished (e.g. ``tqdm(...).update``).
+    """
+    config = config or JobConfig()
+    started = time.perf_counter()
+    out = Path(out)
+    parts = parts_dir(out)
+    events = validate_events(events)
+    if events.empty:
+        raise DataError("the event table has no rows: no user to profile", field="user_id")
+    users = shard_users(event_users(events), config.shard)
+    if not config.resume and (out.exists() or parts.exists()):
+        raise FileExistsError(f"{out if out.exists() else parts} exists; pass --resume to "
+                              "continue that job, or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_temp_files(out.parent, prefix=f".{out.name}.")
+    if out.exists():  # written only once every chunk was done: an earlier run finished the job
+        result = ProfileSet.load(out)
+        if sorted(result.user_ids) != sorted(users):
+            raise DataError(f"{out} holds other users than this shard; choose another --out",
+                            source=str(out), field="user_id")
+        shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
+        return _summary(out, result, len(users), len(users), 0, config, started)
+    parts.mkdir(exist_ok=True)
+    _clean_temp_files(parts, prefix=".")
+    _check_job(parts, _job_record(config, backend, encoder, users))
+    done = _finished_users(parts)
+    todo = [u for u in users if u not in done]
+    update = progress(len(users) - len(todo), len(users)) if progress else None
+    template = load_template(config.profile.template)
+    next_id = len(_chunk_files(parts)) + 1
+    for start in range(0, len(todo), config.chunk_size):
+        requests = build_requests(events, todo[start:start + config.chunk_size], template,
+                                  config.profile.features)
+        chunk = profile_chunk(requests, backend, encoder, template, config.profile, update)
+        while (parts / f"chunk-{next_id:06d}.parquet").exists():
+            next_id += 1
+        target = parts / f"chunk-{next_id:06d}.parquet"
+        chunk.save(target)  # atomic: temp file + rename
+        next_id += 1
+    result = _merge(parts, users, out)
+    return _summary(out, result, len(users), len(users) - len(todo), len(todo), config, started)

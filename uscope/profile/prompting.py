@@ -1,0 +1,148 @@
+"""The structured prompt x_u (eq. 23) from a user's features, via versioned Jinja2 templates.
+
+Templates live in ``prompts/<name>.j2`` and render in a ``SandboxedEnvironment``. User-derived
+strings (app, category and place names) enter the context as ``UserText``; the environment's
+``finalize`` hook prints every ``UserText`` as a JSON string literal with control and
+line-separator characters replaced, so a name holding template syntax, quotes, newlines or
+instructions is data and cannot change the prompt's structure. The template's version is its
+name plus a hash of its source, recorded with every profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from uscope.profile.features import UserFeatures
+
+DEFAULT_TEMPLATE = "profile_v1"
+MAX_NAME_CHARS = 64
+
+
+class UserText(str):
+    """A string that came from user data; templates print it quoted (see ``quote_user_text``)."""
+
+
+def quote_user_text(text: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """``text`` as a one-line JSON string literal, at most ``max_chars`` characters inside."""
+    clean = "".join(" " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
+                    for ch in str(text))
+    if len(clean) > max_chars:
+        clean = clean[: max_chars - 1] + "…"
+    return json.dumps(clean, ensure_ascii=False)
+
+
+def _finalize(value: Any) -> Any:
+    return quote_user_text(value) if isinstance(value, UserText) else value
+
+
+def prompts_dir() -> Path:
+    """Folder of the prompt templates: ``$USCOPE_PROMPTS`` or the repository's ``prompts/``."""
+    override = os.environ.get("USCOPE_PROMPTS")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "prompts"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt: system and user message."""
+
+    system: str
+    user: str
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One versioned template file."""
+
+    name: str
+    source: str
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256(self.source.encode("utf-8")).hexdigest()[:10]
+        return f"{self.name}@{digest}"
+
+    def render(self, features: UserFeatures) -> Prompt:
+        module = _compile(self.source).make_module(prompt_context(features))
+        system = str(getattr(module, "system", "")).strip()
+        return Prompt(system=system, user=str(module).strip())
+
+
+@lru_cache(maxsize=16)
+def _compile(source: str):
+    env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize,
+                               autoescape=False, keep_trailing_newline=False)
+    return env.from_string(source)
+
+
+def load_template(name_or_path: str | os.PathLike = DEFAULT_TEMPLATE) -> PromptTemplate:
+    """A template by name (``prompts/<name>.j2``) or by path to a ``.j2`` file."""
+    path = Path(name_or_path)
+    if path.suffix != ".j2":
+        path = prompts_dir() / f"{name_or_path}.j2"
+    if not path.is_file():
+        available = sorted(p.stem for p in prompts_dir().glob("*.j2"))
+        raise FileNotFoundError(f"prompt template {path} not found; available: {available}")
+    return PromptTemplate(name=path.stem, source=path.read_text(encoding="utf-8"))
+
+
+def _hour_range(hour: int) -> str:
+    return f"{hour:02d}:00-{(hour + 1) % 24:02d}:00"
+
+
+def _level(value: float | None, low: float, high: float) -> str | None:
+    if value is None:
+        return None
+    word = "low" if value < low else "high" if value > high else "medium"
+    return f"{word} ({value:.2f})"
+
+
+def prompt_context(f: UserFeatures) -> dict[str, Any]:
+    """Template variables for one user; names are ``UserText``, numbers are pre-formatted."""
+    weekend = float(f.pi_time[5:].sum()) if f.n_used else 0.0
+    places = []
+    listed = {name for name, _ in f.top_places}
+    for i, place in enumerate(f.locations):
+        if place not in listed:
+            continue
+        row = f.C_u[i]  # (A,) counts at this place
+        order = sorted(range(len(row)), key=lambda j: (-int(row[j]), f.app_categories[j]))
+        places.append({
+            "name": UserText(place),
+            "pct": round(100 * float(row.sum()) / f.n_used),
+            "categories": [UserText(f.app_categories[j]) for j in order[:2] if row[j] > 0],
+        })
+    gap = f.sigma.median_gap_minutes
+    return {
+        "n_used": f.n_used,
+        "n_events": f.n_events,
+        "budget": f.budget,
+        "truncated": f.truncated,
+        "cold_start": f.cold_start,
+        "active_days": f.sigma.active_days,
+        "first_day": f.first_seen.strftime("%a %Y-%m-%d") if f.first_seen is not None else "",
+        "last_day": f.last_seen.strftime("%a %Y-%m-%d") if f.last_seen is not None else "",
+        "categories": [{"name": UserText(c), "pct": round(100 * s)} for c, s in f.top_categories],
+        "unknown_pct": round(100 * f.unknown_share),
+        "apps": [{"name": UserText(a), "count": n} for a, n in f.top_apps],
+        "peak_hours": [_hour_range(h) for h in f.peak_hours(3)],
+        "weekend_pct": round(100 * weekend),
+        "places": places,
+        "sessions_per_day": f"{f.sigma.sessions_per_day:.1f}",
+        "median_gap": None if gap is None else f"{gap / 60:.1f} h" if gap >= 90 else f"{gap:.0f} min",
+        "spread": _level(f.sigma.hour_entropy, 0.5, 0.8),
+        "routine": _level(f.sigma.routine_consistency, 0.4, 0.7),
+    }
