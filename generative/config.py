@@ -34,7 +34,7 @@ def default_tasks(n_slots: int) -> list[TaskConfig]:
     long = max(short + 1, n_slots // 2)
     return [
         TaskConfig("short_term", horizon=short, init_ratio=0.6, recency=6.0),
-        TaskConfig("long_term", horizon=long, init_ratio=0.6, recency=2.0),
+        TaskConfig("long_term", horizon=long, init_ratio=0.35, recency=2.0),
         TaskConfig("cold_start", horizon=long, init_ratio=0.1, max_ratio=0.15, cold=True),
     ]
 

@@ -30,6 +30,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     lambda_con: float = 0.1     # eq. 20
+    t_power: float = 1.0        # t = floor(T_d * u ** (1 / t_power)): 1 = uniform, > 1 favours high noise
     grad_clip: float = 1.0
     seed: int = 0
     log_every: int = 100
@@ -45,7 +46,7 @@ class LossOutput:
 
 def training_loss(model: UMaskCompleter, values: Tensor, observed: Tensor, h: Tensor,
                   task_ids: Tensor, *, scored: Tensor | None = None, lambda_con: float = 0.1,
-                  generator: torch.Generator | None = None) -> LossOutput:
+                  t_power: float = 1.0, generator: torch.Generator | None = None) -> LossOutput:
     """Eq. 19-20 for one batch. values: (B, C, T, H, W) in [0, 1]; observed/scored: (B, T, H, W)."""
     cfg = model.cfg
     x0 = model.to_model_space(values)                                       # (B, C, T, H, W)
@@ -53,7 +54,8 @@ def training_loss(model: UMaskCompleter, values: Tensor, observed: Tensor, h: Te
     m = model.masks(h, task_ids, tm.candidates, stochastic=True, generator=generator)  # eq. 5-18
     target_mask = tm.target * (1 - m.hard)
     B = x0.shape[0]
-    t = torch.randint(0, cfg.schedule.train_steps, (B,), generator=generator).to(x0.device)
+    u = torch.rand(B, generator=generator) ** (1.0 / t_power)
+    t = (u * cfg.schedule.train_steps).long().clamp(max=cfg.schedule.train_steps - 1).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     x_t = model.schedule.add_noise(x0, noise, t)                           # eq. 31
     x_t = clamp_evidence(x_t, x0, m.hard)                                   # sampler state, eq. 35
@@ -93,7 +95,7 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
         task_ids = torch.randint(0, n_tasks, (len(idx),), generator=gen)
         out = training_loss(core, values[idx].to(device), observed[idx].to(device),
                             h[idx].to(device), task_ids.to(device), scored=scored[idx].to(device),
-                            lambda_con=cfg.lambda_con, generator=gen)
+                            lambda_con=cfg.lambda_con, t_power=cfg.t_power, generator=gen)
         opt.zero_grad(set_to_none=True)
         if accelerator is not None:
             accelerator.backward(out.loss)

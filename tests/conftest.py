@@ -71,3 +71,18 @@ def minilm():
     from uscope.models import load_sentence_encoder
 
     return load_sentence_encoder()
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Run a module's model code on one torch thread, restoring the setting afterwards.
+
+    The CPU is shared: with more busy threads than cores, two OpenMP threads can be tens of
+    times slower than one (measured for SmolLM2 generation on the 2-core dev machine).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

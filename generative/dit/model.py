@@ -8,7 +8,10 @@
   block through adaptive layer norm; adaLN-Zero initialisation (Peebles & Xie, DiT) zeroes the
   modulation and the output projection, so a fresh network outputs exactly zero.
 - Evidence fusion: "concat" joins each noisy token with its aligned evidence token feature-wise;
-  "cross" adds a cross-attention from noisy tokens to evidence tokens in every block.
+  "cross" adds a cross-attention from noisy tokens to evidence tokens in every block. Each
+  evidence token carries its patch of X_obs, of the mask and of the evidence summary: the
+  M'-weighted mean of the revealed values of each (channel, cell) over time, broadcast along T,
+  so every token sees the user's observed level even far from the revealed slots.
 The network only predicts; the schedule and the sampler live in schedule.py and sampler.py.
 """
 
@@ -125,7 +128,7 @@ class DiT(nn.Module):
         P = t0 * h0 * w0
         self.grid = (cfg.n_slots // t0, cfg.height // h0 * (cfg.width // w0))
         self.x_embed = nn.Linear(cfg.channels * P, D)                     # E_{u,t}
-        self.obs_embed = nn.Linear((cfg.channels + 1) * P, D)             # E^obs (evidence + mask)
+        self.obs_embed = nn.Linear((2 * cfg.channels + 1) * P, D)         # E^obs
         if cfg.fusion == "concat":
             self.fuse = nn.Linear(2 * D, D)
         self.pos_time = nn.Parameter(torch.randn(self.grid[0], D) * 0.02)  # E_pos, time part
@@ -161,7 +164,10 @@ class DiT(nn.Module):
         context: (B, context_dim)."""
         cfg = self.cfg
         tokens = self.x_embed(patchify(x_t, cfg.patch))                   # (B, L, D)
-        obs = torch.cat([evidence, mask.unsqueeze(1)], dim=1)             # (B, C+1, T, H, W)
+        m = mask.unsqueeze(1)                                             # (B, 1, T, H, W)
+        summary = evidence.sum(2, keepdim=True) / m.sum(2, keepdim=True).clamp_min(1e-6)
+        summary = summary.expand_as(evidence)                             # (B, C, T, H, W)
+        obs = torch.cat([evidence, m, summary], dim=1)                    # (B, 2C+1, T, H, W)
         obs_tokens = self.obs_embed(patchify(obs, cfg.patch)) + self.positions()  # (B, L, D)
         t_emb = self.t_embed(timestep_embedding(t, cfg.hidden))           # (B, D)
         z = tokens + self.positions() + t_emb.unsqueeze(1)                # eq. 33

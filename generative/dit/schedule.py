@@ -83,12 +83,13 @@ class VPSchedule(nn.Module):
         return x0 if self.cfg.prediction_type == "sample" else noise
 
     def set_timesteps(self, num_inference_steps: int | None = None) -> Tensor:
-        """Evenly spaced descending timesteps ending at t = 0; None = every training step."""
+        """Evenly spaced descending timesteps from T_d - 1 to 0 (one step: T_d - 1 only); None = all."""
         n = self.cfg.train_steps if num_inference_steps is None else num_inference_steps
         if not 1 <= n <= self.cfg.train_steps:
             raise ValueError(f"num_inference_steps must be in [1, {self.cfg.train_steps}], got {n}")
-        ts = torch.linspace(0, self.cfg.train_steps - 1, n).round().long().unique()
-        self.timesteps = ts.flip(0)
+        # Descending from the last training step (pure noise) to t = 0.
+        ts = torch.linspace(self.cfg.train_steps - 1, 0, n).round().long()
+        self.timesteps = ts.unique_consecutive()
         return self.timesteps
 
     def previous_timestep(self, t: int) -> int:

@@ -35,7 +35,7 @@ def profile(
                                             "mod n (0-based).")] = "0/1",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into --out.")] = False,
     template: Annotated[str, typer.Option(help="Prompt template name in prompts/ or .j2 path.")]
-    = "profile_v1",
+    = "profile_v2",
     max_events: Annotated[int, typer.Option(help="History budget: most recent events kept "
                                                  "per user.")] = 20_000,
     max_new_tokens: Annotated[int, typer.Option(help="LLM output budget.")] = 160,
@@ -49,6 +49,8 @@ def profile(
     fmt: Annotated[str | None, typer.Option("--format", help="Input format (default: by "
                                                              "suffix).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's "
+                                                     "choice).")] = None,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
     from tqdm.auto import tqdm
@@ -65,6 +67,10 @@ def profile(
         run_profile_job,
     )
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         shard_spec = parse_shard(shard)
         options: dict = {}
@@ -79,7 +85,9 @@ def profile(
                                   batch_size=batch_size, retries=retries),
             shard=shard_spec, chunk_size=chunk_size, resume=resume,
         )
-        table, report = read_any(events, fmt, lenient=False, rejects=None)
+        table, _ = read_any(events, fmt, lenient=False, rejects=None)
+        if table.empty:  # before any model is loaded
+            raise DataError(f"{events} holds no events: no user to profile")
         generation = GenerationConfig(max_new_tokens=max_new_tokens)
         writer = make_backend(backend, model, generation, **options)
         embedder = ProfileEncoder(encoder)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from uscope.data.netfp_names import APPS_EN, CATEGORIES_EN
 from uscope.data.parsing import RowChecker, check_errors_mode, read_text, split_fields, split_lines
 from uscope.data.schema import DataError, ReadReport, validate_events
 
@@ -22,9 +23,13 @@ DEFAULT_DATE = "2017-01-17"
 
 
 def read_netfp(path: str | Path, *, date: str = DEFAULT_DATE, encoding: str = "gb18030",
-               errors: str = "raise", rejects_path: str | Path | None = None,
-               ) -> tuple[pd.DataFrame, ReadReport]:
+               language: str = "zh", errors: str = "raise",
+               rejects_path: str | Path | None = None) -> tuple[pd.DataFrame, ReadReport]:
     """Read the netfp CSV into the event table; returns (events, report).
+
+    ``language="en"`` replaces the Chinese app and category names with the English glosses of
+    ``netfp_names`` (for the English text models); names without a gloss stay as they are and
+    are listed in ``report.notes``.
 
     A bad line (wrong field count, hour outside 0..23, times < 1, empty id or app) raises a
     ``DataError`` naming the line and field, or with ``errors='lenient'`` is set aside, written
@@ -61,11 +66,20 @@ def read_netfp(path: str | Path, *, date: str = DEFAULT_DATE, encoding: str = "g
     offset_s = (within + 0.5) / np.repeat(counts, counts) * 3600.0
     day = pd.Timestamp(date)
     stamps = day + pd.to_timedelta(hours[ok][rows] * 3600.0 + np.floor(offset_s), unit="s")
+    if language not in ("zh", "en"):
+        raise ValueError(f"language must be 'zh' or 'en', got {language!r}")
     kept = table.loc[ok]
+    apps, categories = kept["app"].str.strip(), kept["app_cat"].str.strip()
+    if language == "en":
+        for column, glossary in ((apps, APPS_EN), (categories, CATEGORIES_EN)):
+            missing = sorted(set(column) - set(glossary))
+            report.notes += [f"no English name for {name!r}; kept as is" for name in missing]
+        apps = apps.map(lambda name: APPS_EN.get(name, name))
+        categories = categories.map(lambda name: CATEGORIES_EN.get(name, name))
     events = pd.DataFrame({
         "user_id": kept["id"].str.strip().to_numpy()[rows],
         "timestamp": stamps,
-        "app": kept["app"].str.strip().to_numpy()[rows],
-        "app_category": kept["app_cat"].str.strip().to_numpy()[rows],
+        "app": apps.to_numpy()[rows],
+        "app_category": categories.to_numpy()[rows],
     })
     return validate_events(events, source=str(path)), report

@@ -78,6 +78,7 @@ class ReadReport:
     rows_in: int = 0
     accepted: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader changed on the way in
 
     @property
     def rejected(self) -> int:

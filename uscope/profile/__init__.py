@@ -2,7 +2,8 @@
 
 events H_u (eq. 21) -> features (pi_time, C_u, sigma_u) -> prompt x_u (``prompts/*.j2``) ->
 profile y_u from a backend pi_theta (eq. 23) -> sentence embedding [CLS]_enc(y_u) (eq. 24,
-before U-MASK's MLP) -> ``ProfileSet``.
+before U-MASK's MLP) -> ``ProfileSet``. ``profile_energy`` / ``gibbs_posterior`` give the Gibbs
+view of eq. 22 over candidate profiles.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from uscope.profile.backends import (
 )
 from uscope.profile.batch import JobConfig, JobSummary, parse_shard, run_profile_job, shard_of
 from uscope.profile.encoder import ProfileEncoder
+from uscope.profile.energy import gibbs_posterior, profile_energy
 from uscope.profile.features import FeatureConfig, UserFeatures, iter_features, user_features
 from uscope.profile.pipeline import ProfileConfig, profile_users
 from uscope.profile.profileset import ProfileSet
@@ -25,6 +27,7 @@ from uscope.profile.prompting import Prompt, PromptTemplate, load_template
 __all__ = [
     "BACKENDS", "Backend", "FeatureConfig", "Generation", "GenerationConfig", "JobConfig",
     "JobSummary", "ProfileConfig", "ProfileEncoder", "ProfileRequest", "ProfileSet", "Prompt",
-    "PromptTemplate", "UserFeatures", "iter_features", "load_template", "make_backend",
-    "parse_shard", "profile_users", "run_profile_job", "shard_of", "user_features",
+    "PromptTemplate", "UserFeatures", "gibbs_posterior", "iter_features", "load_template",
+    "make_backend", "parse_shard", "profile_energy", "profile_users", "run_profile_job",
+    "shard_of", "user_features",
 ]

@@ -86,10 +86,10 @@ class JobSummary:
     def render(self) -> str:
         rate = self.n_profiled / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"{self.out}: {self.n_users} users in shard; {self.n_profiled} profiled now, "
-            f"{self.n_skipped} already done ({rate:.2f} users/s)",
-            f"failed: {self.n_failed}; truncated histories: {self.n_truncated} "
-            f"(budget {self.budget} most recent events per user)",
+            (f"{self.out}: {self.n_users} users in shard; {self.n_profiled} profiled now, "
+             f"{self.n_skipped} already done ({rate:.2f} users/s)"),
+            (f"failed: {self.n_failed}; truncated histories: {self.n_truncated} "
+             f"(budget {self.budget} most recent events per user)"),
         ]
         lines += [f"  failed {uid}: {reason}" for uid, reason in list(self.failures.items())[:20]]
         if len(self.failures) > 20:
@@ -146,7 +146,7 @@ def _finished_users(parts: Path) -> set[str]:
         ids = pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
         twice = done.intersection(ids)
         if twice:
-            raise DataError(f"user {sorted(twice)[0]!r} is in more than one chunk (did two runs "
+            raise DataError(f"user {min(twice)!r} is in more than one chunk (did two runs "
                             "share this --out?)", source=str(chunk), field="user_id")
         done.update(ids)
     return done

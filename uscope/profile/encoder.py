@@ -29,7 +29,9 @@ class ProfileEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        getter = getattr(self.model, "get_embedding_dimension", None) or \
+            self.model.get_sentence_embedding_dimension  # renamed in sentence-transformers 6
+        return int(getter())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """[CLS]_enc of each text (eq. 24, before the MLP): float32 (N, dim)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -95,8 +96,16 @@ def resolve_backend(backend: str | Backend, model: str | None,
     return backend
 
 
+@lru_cache(maxsize=1)
+def _bundled_encoder() -> ProfileEncoder:
+    return ProfileEncoder()
+
+
 def resolve_encoder(encoder: str | os.PathLike | ProfileEncoder | None) -> ProfileEncoder:
-    return encoder if isinstance(encoder, ProfileEncoder) else ProfileEncoder(encoder)
+    """A ``ProfileEncoder``; the bundled MiniLM is loaded once per process."""
+    if isinstance(encoder, ProfileEncoder):
+        return encoder
+    return _bundled_encoder() if encoder is None else ProfileEncoder(encoder)
 
 
 def event_users(events: pd.DataFrame) -> list[str]:

@@ -52,7 +52,18 @@ class ProfileSet:
         missing = [c for c in COLUMNS if c not in self.frame.columns]
         if missing:
             raise DataError(f"profile table lacks columns {missing}", field=missing[0])
-        self.frame = self.frame[list(COLUMNS)].reset_index(drop=True)
+        frame = self.frame[list(COLUMNS)].reset_index(drop=True)
+        for name in COLUMNS:  # one dtype per column, whether built in memory or loaded
+            kind = _SCHEMA.field(name).type
+            if pa.types.is_string(kind):
+                frame[name] = frame[name].astype("str")
+            elif pa.types.is_integer(kind):
+                frame[name] = frame[name].astype("int64")
+            elif pa.types.is_boolean(kind):
+                frame[name] = frame[name].astype(bool)
+            elif pa.types.is_timestamp(kind):
+                frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[us, UTC]")
+        self.frame = frame
 
     @classmethod
     def empty(cls) -> ProfileSet:
@@ -99,7 +110,8 @@ class ProfileSet:
         rows = self.frame.loc[self.frame["user_id"] == user_id, "profile"]
         if rows.empty:
             raise KeyError(f"no profile for user {user_id!r}")
-        return rows.iloc[0]
+        text = rows.iloc[0]
+        return None if pd.isna(text) else str(text)
 
     def to_arrow(self) -> pa.Table:
         frame = self.frame.copy()

@@ -24,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from uscope.profile.features import UserFeatures
 
-DEFAULT_TEMPLATE = "profile_v1"
+DEFAULT_TEMPLATE = "profile_v2"
 MAX_NAME_CHARS = 64
 
 

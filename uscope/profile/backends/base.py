@@ -84,7 +84,7 @@ def _failure(generation: Generation) -> str:
 def _call(backend: Backend, batch: Sequence[ProfileRequest]) -> list[Generation]:
     try:
         results = list(backend.generate(batch))
-    except Exception as exc:  # a whole-batch crash fails each item with the reason
+    except Exception as exc:  # noqa: BLE001 -- a batch crash fails its items, with the reason
         return [Generation(None, f"{type(exc).__name__}: {exc}") for _ in batch]
     if len(results) != len(batch):
         return [Generation(None, f"backend returned {len(results)} results for {len(batch)} "

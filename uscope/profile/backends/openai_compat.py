@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -91,10 +90,10 @@ class OpenAIBackend:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             return Generation(None, f"HTTP {exc.code} from {self.url}: {detail}")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return Generation(None, f"timed out after {self.config.timeout_s:g} s")
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (TimeoutError, socket.timeout)):
+            if isinstance(exc.reason, TimeoutError):
                 return Generation(None, f"timed out after {self.config.timeout_s:g} s")
             return Generation(None, f"cannot reach {self.url}: {exc.reason}")
         except (ValueError, OSError) as exc:

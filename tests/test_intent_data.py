@@ -1,0 +1,103 @@
+"""Behaviour sequences and windows for next-intent prediction (eq. 1)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from generative.intent.data import (
+    HONOR,
+    MOBILE,
+    NO_LOCATION,
+    PAD,
+    IntentVocab,
+    build_samples,
+    build_sequences,
+    latest_windows,
+    split_earlier_later,
+    split_users,
+)
+from uscope.data import DataError
+
+
+def table() -> pd.DataFrame:
+    rows = [("u1", "2017-01-17 08:10", "wechat", "chat"),
+            ("u1", "2017-01-17 08:20", "wechat", "chat"),      # same app, same hour: collapsed
+            ("u1", "2017-01-17 08:30", "taobao", "shop"),
+            ("u1", "2017-01-17 09:05", "wechat", "chat"),
+            ("u1", "2017-01-17 10:00", "game", "play"),
+            ("u2", "2017-01-17 07:00", "taobao", "shop"),
+            ("u2", "2017-01-17 07:40", "game", "play")]
+    return pd.DataFrame(rows, columns=["user_id", "timestamp", "app", "app_category"]).assign(
+        timestamp=lambda d: pd.to_datetime(d["timestamp"]))
+
+
+def test_sequences_collapse_per_slot_and_keep_order():
+    cfg = HONOR
+    vocab = IntentVocab.fit(table(), cfg)
+    assert vocab.intents == ["chat", "play", "shop"] and vocab.locations == [NO_LOCATION]
+    seqs = build_sequences(table(), cfg, vocab)
+    assert seqs.user_ids == ["u1", "u2"]
+    assert seqs.offsets.tolist() == [0, 4, 6]
+    names = [vocab.intents[i] for i in seqs.intent]
+    assert names == ["chat", "shop", "chat", "play", "shop", "play"]
+    assert seqs.slot.tolist() == [8, 8, 9, 10, 7, 7]
+    assert set(seqs.weekday.tolist()) == {1}                   # 2017-01-17 was a Tuesday
+
+
+def test_windows_are_right_padded_last_events():
+    cfg = HONOR.__class__(input_length=2)
+    vocab = IntentVocab.fit(table(), cfg)
+    seqs = build_sequences(table(), cfg, vocab)
+    samples = build_samples(seqs, cfg)
+    assert len(samples) == 3 + 1                                 # targets need one past event
+    assert samples.length.tolist() == [1, 2, 2, 1]
+    assert samples.event[0, 1] == PAD and samples.slot[0, 1] == 0
+    # target 3 (u1's "play" at 10:00) sees the two previous behaviours, oldest first
+    assert samples.event[2].tolist() == seqs.event[1:3].tolist()
+    assert samples.target.tolist() == seqs.intent[[1, 2, 3, 5]].tolist()
+    assert samples.intent_history[0].tolist() == [int(seqs.intent[0]), -1]
+    latest = latest_windows(seqs, cfg)
+    assert latest.event[0].tolist() == seqs.event[2:4].tolist()
+    assert latest.target.tolist() == [-1, -1]
+
+
+def test_bad_input_names_the_field():
+    bad = table().drop(columns=["app_category"])
+    with pytest.raises(DataError, match="app_category"):
+        IntentVocab.fit(bad, HONOR)
+    vocab = IntentVocab.fit(table(), HONOR)
+    other = table()
+    other.loc[2, "app_category"] = "never seen"
+    with pytest.raises(DataError, match="never seen"):
+        build_sequences(other, HONOR, vocab)
+    with pytest.raises(DataError, match="location_category"):
+        IntentVocab.fit(table().assign(location_id="a", location_category=None), MOBILE)
+
+
+def test_user_split_and_earlier_later_split():
+    population, held_out = split_users(10, 3, seed=1)
+    assert len(held_out) == 3 and sorted(population + held_out) == list(range(10))
+    vocab = IntentVocab.fit(table(), HONOR)
+    seqs = build_sequences(table(), HONOR, vocab)
+    tune, test = split_earlier_later(build_samples(seqs, HONOR), seqs)
+    hours = np.floor(seqs.time_s / 3600)
+    for u in (0,):
+        t_hours = hours[tune.position[tune.user == u].numpy()]
+        s_hours = hours[test.position[test.user == u].numpy()]
+        assert len(s_hours) and t_hours.max() < s_hours.min()
+    assert (test.user == 1).sum() == 0           # u2 has one target hour: tuning only
+
+
+def test_real_netfp_sequences(netfp_events):
+    events, _ = netfp_events
+    part = events[events["user_id"].isin(events["user_id"].unique()[:50])]
+    vocab = IntentVocab.fit(events, HONOR)
+    assert vocab.n_intents == 19 and len(vocab.events) == 52
+    seqs = build_sequences(part, HONOR, vocab)
+    # netfp holds one row per (device, hour, app): exactly one behaviour per row
+    rows = part.assign(hour=part["timestamp"].dt.hour).drop_duplicates(["user_id", "hour", "app"])
+    assert len(seqs.event) == len(rows)
+    samples = build_samples(seqs, HONOR)
+    assert len(samples) == len(seqs.event) - len(seqs.user_ids)
+    assert torch.all(samples.length >= 1) and torch.all(samples.length <= 30)

@@ -1,0 +1,174 @@
+"""Population -> distillation -> individual stages on a slice of the real netfp data, with tiny
+GPT-2 backbones (plumbing and behaviour; the real-size runs are in benchmarks/)."""
+
+import numpy as np
+import pytest
+import torch
+
+from generative.intent import (
+    ADAPTER_PARAMS,
+    HONOR,
+    BackboneConfig,
+    FirstOrderMarkov,
+    IndividualConfig,
+    IntentPredictor,
+    MostFrequent,
+    ProtocolConfig,
+    TrainConfig,
+    appendix_e_features,
+    build_protocol,
+    distill,
+    export_torchscript,
+    fit_lightgbm,
+    intent_metrics,
+    lightgbm_params,
+    load_adapters,
+    load_exported,
+    load_predictor,
+    max_export_error,
+    output_distribution,
+    predict_logits,
+    predict_with_adapters,
+    save_adapters,
+    save_predictor,
+    train_population,
+    tune_user,
+    tune_users,
+)
+from generative.intent.data import IntentVocab
+from generative.intent.losses import forgotten_set, intent_distribution
+
+OPTIONS = {"embed_dim": 8, "attention_dim": 8, "mlp_hidden": 32, "dropout": 0.0}
+TEACHER = BackboneConfig(kind="gpt2", n_layer=2, n_embd=32, n_head=2, max_positions=16)
+STUDENT = BackboneConfig(kind="gpt2", n_layer=1, n_embd=16, n_head=2, max_positions=16)
+
+
+@pytest.fixture(scope="module")
+def protocol(netfp_events):
+    events, _ = netfp_events
+    users = events["user_id"].unique()[:90]
+    part = events[events["user_id"].isin(users)]
+    cfg = HONOR.__class__(input_length=10)
+    return build_protocol(part, cfg, ProtocolConfig(n_individual=20, seed=0),
+                          vocab=IntentVocab.fit(events, cfg))
+
+
+@pytest.fixture(scope="module")
+def trained(protocol):
+    from generative.intent import load_backbone
+
+    torch.manual_seed(0)
+    teacher = IntentPredictor.from_vocab(protocol.vocab, load_backbone(TEACHER), **OPTIONS)
+    history = train_population(teacher, protocol.population,
+                               TrainConfig(steps=60, batch_size=32, lr=3e-3, backbone_lr=3e-3))
+    student = IntentPredictor.from_vocab(protocol.vocab, load_backbone(STUDENT), **OPTIONS)
+    distill_history = distill(student, teacher, protocol.population,
+                              TrainConfig(steps=40, batch_size=32, lr=3e-3, backbone_lr=3e-3))
+    return teacher, student, history, distill_history
+
+
+def test_population_tuning_and_distillation_learn(trained, protocol):
+    teacher, student, history, distill_history = trained
+    assert np.mean(history[-10:]) < np.mean(history[:10])
+    assert np.mean(distill_history[-10:]) < np.mean(distill_history[:10])
+    y = protocol.population.target.numpy()
+    # the population predictor beats the uniform ranking on its own data
+    m = intent_metrics(y, predict_logits(teacher, protocol.population).numpy())
+    uniform = intent_metrics(y, np.zeros((len(y), protocol.vocab.n_intents)))
+    assert m["NDCG@5"] > uniform["NDCG@5"]
+
+
+def test_individual_tuning_touches_only_the_small_adapter(trained, protocol):
+    teacher, student, _, _ = trained
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    p_out = output_distribution(predict_logits(teacher, protocol.population))
+    p_pop = intent_distribution(protocol.population.target, protocol.vocab.n_intents)
+    config = IndividualConfig(unlearn_steps=3, finetune_steps=15)
+    adapters = tune_users(student, protocol.tune, p_out, p_pop, config)
+    for k, v in student.state_dict().items():
+        assert torch.equal(v, before[k]), f"shared student changed: {k}"
+    adapter = next(iter(adapters.values()))
+    assert set(adapter.tensors) == set(ADAPTER_PARAMS)
+    n_i, width, hidden = protocol.vocab.n_intents, student.backbone.width, OPTIONS["mlp_hidden"]
+    assert adapter.n_parameters() == n_i * width + hidden * n_i + n_i
+    assert adapter.n_parameters() < 0.05 * student.n_parameters()
+    # the forgotten set recorded is eq. 10 on this user's tuning data
+    u = int(protocol.tune.user[0])
+    mine = protocol.tune.subset(protocol.tune.user == u)
+    expected = forgotten_set(p_out, p_pop, intent_distribution(mine.target, n_i), 0.01)
+    assert adapters[u].forgotten == torch.nonzero(expected).squeeze(1).tolist()
+    # tuning fits the user's own data better than the shared student
+    shared = predict_logits(student, mine)
+    tuned = predict_with_adapters(student, mine, {u: adapters[u]})
+    ce = torch.nn.functional.cross_entropy
+    assert ce(tuned, mine.target) < ce(shared, mine.target)
+
+
+def test_strategies_differ_and_unknown_is_rejected(trained, protocol):
+    _, student, _, _ = trained
+    u = int(protocol.tune.user[0])
+    mine = protocol.tune.subset(protocol.tune.user == u)
+    n_i = protocol.vocab.n_intents
+    p_out = torch.zeros(n_i)          # every intent statically forgotten: unlearning runs
+    p_pop = torch.full((n_i,), 1.0 / n_i)
+    results = {s: tune_user(student, mine, p_out, p_pop, IndividualConfig(
+        strategy=s, unlearn_steps=3, finetune_steps=5)).tensors["out.bias"]
+        for s in ("unlearning", "none", "focal", "oversample")}
+    assert not torch.allclose(results["unlearning"], results["none"])
+    assert not torch.allclose(results["focal"], results["none"])
+    with pytest.raises(ValueError, match="strategy"):
+        tune_user(student, mine, p_out, p_pop, IndividualConfig(strategy="smote"))
+
+
+def test_checkpoint_round_trip_and_export(trained, protocol, tmp_path):
+    teacher, student, _, _ = trained
+    p_out = output_distribution(predict_logits(teacher, protocol.population))
+    adapters = tune_users(student, protocol.tune, p_out, protocol.p_pop,
+                          IndividualConfig(unlearn_steps=2, finetune_steps=3))
+    save_predictor(student, tmp_path, protocol.vocab, protocol.data_config, {"note": "test"})
+    ids = protocol.seqs.user_ids
+    save_adapters({ids[u]: a for u, a in adapters.items()}, tmp_path)
+    loaded, vocab, data_config, meta = load_predictor(tmp_path)
+    assert meta == {"note": "test"} and vocab == protocol.vocab
+    assert data_config == protocol.data_config and loaded.backbone_label == student.backbone_label
+    assert torch.allclose(predict_logits(loaded, protocol.test), predict_logits(
+        student, protocol.test), atol=1e-6)
+    back = load_adapters(tmp_path)
+    u = int(protocol.test.user[0])
+    assert torch.equal(back[ids[u]].tensors["out.bias"], adapters[u].tensors["out.bias"])
+    assert back[ids[u]].forgotten == adapters[u].forgotten
+    # TorchScript export with the user's adapter baked in matches PyTorch
+    mine = protocol.test.subset(protocol.test.user == u)
+    path = export_torchscript(student, tmp_path / "student.pt", mine.subset(torch.arange(1)),
+                              adapters[u])
+    exported = load_exported(path)
+    assert max_export_error(student, exported, mine, adapters[u]) < 1e-5
+    assert max_export_error(student, exported, protocol.test.subset(torch.arange(7)),
+                            adapters[u]) < 1e-5
+    assert max_export_error(student, exported, mine) > 1e-4   # the adapter is really in it
+
+
+def test_baselines(protocol, trained):
+    teacher, _, _, _ = trained
+    n_i = protocol.vocab.n_intents
+    tune, test = protocol.tune, protocol.test
+    most = MostFrequent(n_i).fit(tune, protocol.population).scores(test)
+    for u in torch.unique(test.user).tolist():
+        counts = torch.bincount(tune.target[tune.user == u], minlength=n_i)
+        if counts.sum() and (counts == counts.max()).sum() == 1:
+            assert np.all(most[(test.user == u).numpy()].argmax(1) == int(counts.argmax()))
+    markov = FirstOrderMarkov(n_i).fit(tune, protocol.population)
+    assert markov.scores(test).shape == (len(test), n_i)
+    probs = torch.softmax(predict_logits(teacher, tune), -1).numpy()
+    x, names = appendix_e_features(tune, protocol.seqs, n_i, 60, probs)
+    assert x.shape == (len(tune), len(names)) and names[0] == "p_model_0"
+    booster = fit_lightgbm(x, tune.target.numpy(), tune.user.numpy(), n_i)
+    assert booster.predict(x).shape == (len(tune), n_i)
+
+
+def test_lightgbm_table5_settings():
+    big, small = lightgbm_params(500, 18), lightgbm_params(150, 18)
+    assert big["num_leaves"] == 32 and big["max_depth"] == -1 and big["num_iterations"] == 2000
+    assert big["early_stopping_round"] == 75 and big["random_state"] == 42
+    assert small["max_depth"] == 3 and small["num_leaves"] == 3
+    assert small["lambda_l1"] == small["lambda_l2"] == 1.0

@@ -1,0 +1,150 @@
+"""Evaluation harness for novelty recommendation: every strategy side by side, with seeds.
+
+Protocols (seed paper 000, RQ5 and Sec. 7.1.2):
+- ``novelty``: split time at a cut-off; each user's history is what came before it, the
+  targets are the items the user first used after it. Everyone's profile is written from the
+  history only, so nothing after the cut-off leaks into the ranking.
+- ``coldstart``: recommend apps from location history only. For held-out users the app
+  columns are hidden ("Unknown"); every profile is written from the location-only view of the
+  history (the source domain), and the targets are the held-out user's ``n_targets`` most used
+  apps (the items of "highest engagement frequency").
+Seeds resample the evaluated users (bootstrap; for ``coldstart`` they also choose who is held
+out), so the spread says how much the figures depend on which users were evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.schema import UNKNOWN_CATEGORY, DataError, validate_events
+from uscope.profile import ProfileSet, profile_users
+from uscope.recommend.items import used_items
+from uscope.recommend.metrics import ranking_metrics
+from uscope.recommend.recommender import Recommender
+
+
+@dataclass
+class EvalConfig:
+    kind: str = "app"
+    protocol: str = "novelty"  # "novelty" | "coldstart"
+    strategies: Sequence[str] = ("popular", "neighbours")
+    ks: Sequence[int] = (1, 3, 5)
+    seeds: Sequence[int] = (0, 1, 2)
+    cutoff: str | float = 0.6  # novelty: a timestamp, or a fraction of the data's time span
+    holdout_fraction: float = 0.3  # coldstart: share of users whose apps are hidden
+    n_targets: int = 5  # coldstart: how many of the user's top apps are the targets
+    profile_backend: str = "heuristic"
+    max_users: int | None = None  # evaluate at most this many users (first by id), all if None
+    strategy_options: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("novelty", "coldstart"):
+            raise ValueError(f"protocol must be 'novelty' or 'coldstart', got {self.protocol!r}")
+        if self.protocol == "coldstart" and self.kind != "app":
+            raise ValueError("the coldstart protocol recommends apps (kind='app')")
+
+
+def cutoff_time(events: pd.DataFrame, cutoff: str | float) -> pd.Timestamp:
+    if isinstance(cutoff, (int, float)):
+        if not 0 < cutoff < 1:
+            raise ValueError("a fractional cutoff must lie strictly between 0 and 1")
+        start, end = events["timestamp"].min(), events["timestamp"].max()
+        return start + (end - start) * float(cutoff)
+    return pd.Timestamp(cutoff)
+
+
+def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
+                  ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+    """History before `cutoff`, and per user the items first used after it."""
+    history = events[events["timestamp"] < cutoff].reset_index(drop=True)
+    future = events[events["timestamp"] >= cutoff]
+    targets = {}
+    for user, rows in future.groupby("user_id"):
+        seen = used_items(history[history["user_id"] == user], kind)
+        new = used_items(rows, kind) - seen
+        if new and user in set(history["user_id"]):
+            targets[str(user)] = new
+    return history, targets
+
+
+def location_only(events: pd.DataFrame) -> pd.DataFrame:
+    """The source-domain view: places and times kept, apps hidden."""
+    hidden = events.copy()
+    hidden["app"] = UNKNOWN_CATEGORY
+    hidden["app_category"] = UNKNOWN_CATEGORY
+    return hidden
+
+
+def _bootstrap(users: list[str], seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [users[i] for i in rng.integers(0, len(users), size=len(users))]
+
+
+def _score(recommender: Recommender, users: list[str], targets: dict[str, set[str]],
+           config: EvalConfig) -> dict[str, float]:
+    rows = []
+    for user in users:
+        ranked = [r.item for r in recommender.recommend(user, kind=config.kind, k=max(config.ks))]
+        rows.append(ranking_metrics(ranked, targets[user], config.ks))
+    return pd.DataFrame(rows).mean().to_dict()
+
+
+def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = None,
+                             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One row per (strategy, seed) with the mean of every metric over the evaluated users."""
+    config = config or EvalConfig()
+    events = validate_events(events)
+    say = progress or (lambda _message: None)
+    results = []
+    if config.protocol == "novelty":
+        history, targets = novelty_split(events, config.kind, cutoff_time(events, config.cutoff))
+        users = sorted(targets)[: config.max_users]
+        if not users:
+            raise DataError("no user uses a new item after the cut-off; move the cut-off")
+        say(f"profiling {history['user_id'].nunique()} histories ({config.profile_backend})")
+        profiles = profile_users(history, backend=config.profile_backend)
+        recommenders = {name: Recommender(profiles, history, name,
+                                          **config.strategy_options.get(name, {}))
+                        for name in config.strategies}
+        for seed in config.seeds:
+            sample = _bootstrap(users, seed)
+            for name, recommender in recommenders.items():
+                say(f"seed {seed}: {name} on {len(sample)} users")
+                results.append({"strategy": name, "seed": seed, "users": len(sample),
+                                **_score(recommender, sample, targets, config)})
+        return pd.DataFrame(results)
+
+    if events["location_category"].isna().all():
+        raise DataError("the coldstart protocol needs locations (location_category)",
+                        field="location_category")
+    say(f"profiling location-only views of {events['user_id'].nunique()} users")
+    profiles: ProfileSet = profile_users(location_only(events), backend=config.profile_backend)
+    everyone = sorted(events["user_id"].unique().tolist())
+    for seed in config.seeds:
+        rng = np.random.default_rng(seed)
+        held = set(rng.choice(everyone, size=max(1, int(len(everyone) * config.holdout_fraction)),
+                              replace=False).tolist())
+        hidden = events["user_id"].isin(held)
+        visible = pd.concat([events[~hidden], location_only(events[hidden])], ignore_index=True)
+        targets = {user: set(rows["app"].value_counts().index[: config.n_targets])
+                   for user, rows in events[hidden].groupby("user_id")}
+        users = sorted(targets)[: config.max_users]
+        for name in config.strategies:
+            recommender = Recommender(profiles, visible, name,
+                                      **config.strategy_options.get(name, {}))
+            say(f"seed {seed}: {name} on {len(users)} held-out users")
+            results.append({"strategy": name, "seed": seed, "users": len(users),
+                            **_score(recommender, users, targets, config)})
+    return pd.DataFrame(results)
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds, one row per strategy."""
+    metrics = [c for c in results.columns if c not in ("strategy", "seed", "users")]
+    grouped = results.groupby("strategy", sort=False)[metrics]
+    mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
+    return mean.combine(std, lambda m, s: m.map("{:.4f}".format) + " ± " + s.map("{:.4f}".format))
