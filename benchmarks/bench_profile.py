@@ -66,6 +66,7 @@ def worker(backend_name: str, args: argparse.Namespace) -> dict:
     from uscope.profile.backends.hf import TransformersBackend
     from uscope.profile.features import iter_features
     from uscope.profile.pipeline import event_users
+    from uscope.profile.prompting import DEFAULT_TEMPLATE
 
     torch.set_num_threads(args.threads)
     events, _ = read_netfp(NETFP)
@@ -100,7 +101,7 @@ def worker(backend_name: str, args: argparse.Namespace) -> dict:
         quality_users = all_users
         ps = profile_users(events, backend, encoder=encoder, users=quality_users,
                            config=ProfileConfig(batch_size=64))
-    result["quality"].append({"data": "netfp (real)", "template": ps.frame["template_version"][0],
+    result["quality"].append({"data": "netfp (real)", "template": DEFAULT_TEMPLATE,
                               **_quality(ps, list(iter_features(events, quality_users)))})
     result["examples"] = ps.frame["profile"].head(2).tolist()
     # Places: a SIMULATED population (netfp has no location); both templates for the LLM.
@@ -174,7 +175,8 @@ SmolLM2 greedy, max_new_tokens = {args.max_new_tokens}, default template. The he
 are medians of {args.repeats} runs, the SmolLM2 rows single runs (batch size 1 on the first
 {args.llm_users_bs1} of the {args.llm_users} sampled users, to keep the run short). The
 heuristic backend itself costs microseconds; its rows measure feature extraction and the MiniLM
-encoder. Peak RSS is the worker process's maximum (its models loaded, every step run). The 2 CPU
+encoder, which embeds a whole chunk at once whatever the batch size, so differences between its
+rows are CPU contention, not batching. Peak RSS is the worker process's maximum (its models loaded, every step run). The 2 CPU
 cores were shared with other engineers' jobs (1-min load average at start/end:
 {load[0]:.1f}/{load[1]:.1f}), so absolute speeds are noisy; the batch sizes of one backend ran
 back to back in one process.

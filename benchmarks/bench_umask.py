@@ -6,7 +6,7 @@ same budget, then score short-term, long-term and cold-start completion of the h
 beside historical average, seasonal naive and the population mean, on the same target
 coordinates. Then time DDIM (1/10/20 steps) against DDPM (all steps) on this CPU.
 
-    python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000
+    python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --jobs 3
     python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --simulated   # adds simulated data
 
 Writes the `umask` section of BENCHMARKS.md and benchmarks/figures/umask_masks_*.png.
@@ -15,7 +15,9 @@ Writes the `umask` section of BENCHMARKS.md and benchmarks/figures/umask_masks_*
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,15 +27,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _report import markdown_table, write_section  # noqa: E402
-from umask_data import BenchData, netfp, simulated  # noqa: E402
-from umask_figure import plot_masks  # noqa: E402
+from _report import markdown_table, write_section
+from umask_data import BenchData, netfp, simulated
+from umask_figure import plot_masks
 
-from generative.completion import UMaskCompleter  # noqa: E402
-from generative.config import DIT_PRESETS  # noqa: E402
-from generative.evaluate import compare, group_errors  # noqa: E402
-from generative.tasks import task_masks  # noqa: E402
-from generative.train import TrainConfig, fit  # noqa: E402
+from generative.completion import UMaskCompleter
+from generative.config import DIT_PRESETS
+from generative.evaluate import compare, group_errors
+from generative.tasks import task_masks
+from generative.train import TrainConfig, fit
 
 TASKS = ["short_term", "long_term", "cold_start"]
 MAIN = ["U-MASK", "fixed-mask control", "historical average", "seasonal naive", "population mean"]
@@ -72,39 +74,62 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def run_dataset(data: BenchData, args) -> tuple[str, dict]:
+def run_seed(data: BenchData, seed: int, args) -> dict:
+    """Train both models for one seed and score every task; saves the models under --workdir."""
     V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
                torch.from_numpy(data.h))
     n = V.shape[0]
-    results = {}      # (seed, task) -> compare() output
-    first_models, first_test = None, None
-    train_secs = []
-    for seed in args.seeds:
-        print(f"{data.name}: seed {seed}", flush=True)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        test, train = perm[: n // 5], perm[n // 5:]
-        models = train_pair(data, train, seed, args)
-        train_secs += [m.train_seconds for m in models.values()]
-        for task in TASKS:
-            results[(seed, task)] = compare(
-                models, V[test], O[test], H[test], task, train_values=V[train],
-                train_scored=O[train], groups=data.groups, season=data.season,
-                n_samples=args.samples, steps=args.eval_steps, seed=seed)
-        if first_models is None:
-            first_models, first_test = models, test
-    body = [f"**{data.name}**: N = {n} users, tensor (C, T, H, W) = {tuple(V.shape[1:])}, "
-            f"{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), 80/20 user split per "
-            f"seed, preset `{args.preset}`, {args.steps} training steps per model "
-            f"(median {statistics.median(train_secs):.0f} s), completion = median of "
-            f"{args.samples} DDIM-{args.eval_steps} samples. h_u: {data.embedding}. "
-            "Errors in normalised units ([0, 1] per channel), on the target window of each task; "
-            "mean ± std over seeds.\n"]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    test, train = perm[: n // 5], perm[n // 5:]
+    models = train_pair(data, train, seed, args)
+    out = {"train_seconds": [m.train_seconds for m in models.values()],
+           "test": test.tolist(), "tasks": {}}
+    for task in TASKS:
+        out["tasks"][task] = compare(
+            models, V[test], O[test], H[test], task, train_values=V[train],
+            train_scored=O[train], groups=data.groups, season=data.season,
+            n_samples=args.samples, steps=args.eval_steps, seed=seed)
+    models["U-MASK"].save(Path(args.workdir) / data.key / f"seed{seed}")
+    return out
+
+
+def run_dataset(data: BenchData, args) -> str:
+    """Run every seed (in parallel worker processes when --jobs > 1) and build the tables."""
+    work = Path(args.workdir) / data.key
+    work.mkdir(parents=True, exist_ok=True)
+    pending = [s for s in args.seeds if args.reuse is False or not (work / f"{s}.json").exists()]
+    procs = []
+    for seed in pending:
+        cmd = [sys.executable, __file__, "--worker-seed", str(seed), "--dataset", data.key,
+               "--steps", str(args.steps), "--preset", args.preset, "--samples",
+               str(args.samples), "--eval-steps", str(args.eval_steps), "--embedding",
+               args.embedding, "--workdir", args.workdir, "--threads", "1",
+               "--sim-users", str(args.sim_users)]
+        if args.jobs > 1:
+            procs.append(subprocess.Popen(cmd))
+            if len(procs) >= args.jobs:
+                procs.pop(0).wait()
+        else:
+            subprocess.run(cmd, check=True)
+    for p in procs:
+        p.wait()
+    results = {s: json.loads((work / f"{s}.json").read_text()) for s in args.seeds}
+    V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
+               torch.from_numpy(data.h))
+    secs = [t for s in args.seeds for t in results[s]["train_seconds"]]
+    body = [(f"**{data.name}**: N = {V.shape[0]} users, tensor (C, T, H, W) = "
+            f"{tuple(V.shape[1:])}, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), "
+            f"80/20 user split per seed, preset `{args.preset}`, {args.steps} training steps "
+            f"per model (median {statistics.median(secs):.0f} s on a shared CPU), "
+            f"{args.samples} DDIM-{args.eval_steps} samples per user: RMSE of their mean, MAE "
+            f"of their median. h_u: {data.embedding}. Errors in normalised units ([0, 1] per "
+            "channel) on the target window of each task; mean ± std over seeds.\n")]
     for group in data.groups:
         rows = []
         for method in MAIN:
             row = {"method": method}
             for task in TASKS:
-                per_seed = [results[(s, task)][method][group] for s in args.seeds]
+                per_seed = [results[s]["tasks"][task][method][group] for s in args.seeds]
                 row[f"{task} RMSE"] = fmt([r["rmse"] for r in per_seed])
                 row[f"{task} MAE"] = fmt([r["mae"] for r in per_seed])
             rows.append(row)
@@ -113,11 +138,12 @@ def run_dataset(data: BenchData, args) -> tuple[str, dict]:
     for task in TASKS:
         for group in data.groups:
             def rmse(method, s, task=task, group=group):
-                return results[(s, task)][method][group]["rmse"]
+                return results[s]["tasks"][task][method][group]["rmse"]
             vs_ha = [rmse("U-MASK", s) / rmse("historical average", s) for s in args.seeds]
             vs_fx = [rmse("U-MASK", s) / rmse("fixed-mask control", s) for s in args.seeds]
-            ev = [results[(s, task)]["U-MASK"]["_evidence_ratio"]["mean"] for s in args.seeds]
-            evf = [results[(s, task)]["fixed-mask control"]["_evidence_ratio"]["mean"]
+            ev = [results[s]["tasks"][task]["U-MASK"]["_evidence_ratio"]["mean"]
+                  for s in args.seeds]
+            evf = [results[s]["tasks"][task]["fixed-mask control"]["_evidence_ratio"]["mean"]
                    for s in args.seeds]
             ratio_rows.append({
                 "task": task, "group": group,
@@ -127,17 +153,18 @@ def run_dataset(data: BenchData, args) -> tuple[str, dict]:
                 "beats control (seeds)": f"{sum(r < 1 for r in vs_fx)}/{len(vs_fx)}",
                 "evidence ratio U-MASK / control": f"{statistics.mean(ev):.3f} / "
                                                    f"{statistics.mean(evf):.3f}"})
-    body.append("\nRatios (< 1: U-MASK better), per seed then mean ± std; evidence ratio = "
+    body.append("\nRatios (< 1: U-MASK better), mean ± std over seeds; evidence ratio = "
                 "revealed coordinates / (T H W):\n\n" + markdown_table(ratio_rows))
-    body.append(speed_table(data, first_models["U-MASK"], V[first_test], O[first_test],
-                            H[first_test], args))
-    fig = plot_masks(first_models["U-MASK"], V[first_test], O[first_test], H[first_test],
-                     Path(__file__).resolve().parent / "figures" /
-                     f"umask_masks_{'netfp' if 'netfp' in data.name else 'simulated'}.png",
+    s0 = args.seeds[0]
+    model = UMaskCompleter.load(work / f"seed{s0}")
+    test = torch.tensor(results[s0]["test"])
+    body.append(speed_table(data, model, V[test], O[test], H[test], args))
+    fig = plot_masks(model, V[test], O[test], H[test],
+                     Path(__file__).resolve().parent / "figures" / f"umask_masks_{data.key}.png",
                      title=data.name)
-    body.append(f"\nFig. 8 analogue (learned masks per task, seed {args.seeds[0]}): "
+    body.append(f"\nFig. 8 analogue (learned masks per task, seed {s0}, test users): "
                 f"`{fig.relative_to(Path(__file__).resolve().parents[1])}`.\n")
-    return "\n".join(body), results
+    return "\n".join(body)
 
 
 def speed_table(data: BenchData, model: UMaskCompleter, V, O, H, args) -> str:
@@ -170,6 +197,12 @@ def speed_table(data: BenchData, model: UMaskCompleter, V, O, H, args) -> str:
             "RMSE mean over those runs):\n\n" + markdown_table(rows))
 
 
+def load_data(key: str, args) -> BenchData:
+    data = netfp(args.embedding) if key == "netfp" else simulated(args.sim_users, "standin")
+    data.key = key
+    return data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -183,14 +216,23 @@ def main() -> None:
     ap.add_argument("--sim-users", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
+    ap.add_argument("--workdir", default="runs/bench_umask")
+    ap.add_argument("--reuse", action="store_true", help="keep finished seeds of --workdir")
+    ap.add_argument("--dataset", default="netfp", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-seed", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sections = []
-    text, _ = run_dataset(netfp(args.embedding), args)
-    sections.append(text)
+    if args.worker_seed is not None:
+        data = load_data(args.dataset, args)
+        out = run_seed(data, args.worker_seed, args)
+        path = Path(args.workdir) / data.key / f"{args.worker_seed}.json"
+        path.write_text(json.dumps(out))
+        return
+    sections = [run_dataset(load_data("netfp", args), args)]
     if args.simulated:
-        text, _ = run_dataset(simulated(args.sim_users, "standin"), args)
-        sections.append("\n### Simulated population (SIMULATED data, not real)\n\n" + text)
+        sections.append("\n### Simulated population (SIMULATED data, not real)\n\n"
+                        + run_dataset(load_data("simulated", args), args))
     body = "\n".join(sections)
     print(body)
     if not args.no_write:

@@ -31,6 +31,7 @@ class BenchData:
     channel_names: list[str]
     embedding: str              # how h was made
     season: int                 # slots per day
+    key: str = ""               # short name for files
 
 
 def _embeddings(events: pd.DataFrame, bt, history_slots: int, slot_minutes: int,

@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from generative.completion import UMaskCompleter  # noqa: E402
-from generative.tasks import task_masks  # noqa: E402
+from generative.completion import UMaskCompleter
+from generative.tasks import task_masks
 
 
 @torch.no_grad()

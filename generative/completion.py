@@ -132,12 +132,13 @@ class UMaskCompleter(nn.Module):
                 hard = hard.to(device)
                 weighted = hard
             x0 = self.to_model_space(v)
-            rep = lambda t: t.repeat(n_samples, *([1] * (t.dim() - 1)))  # noqa: E731
+            rep = lambda t: t.repeat(n_samples, *([1] * (t.dim() - 1)))
             known, mask_h, mask_w = rep(x0), rep(hard), rep(weighted)
             evidence = mask_w.unsqueeze(1) * known                           # eq. 28 with M'
             ctx, tids = rep(m.context), rep(tid)
 
-            def denoise(x_t: Tensor, t: Tensor) -> Tensor:
+            def denoise(x_t: Tensor, t: Tensor, evidence=evidence, mask_w=mask_w, ctx=ctx,
+                        tids=tids) -> Tensor:
                 return self.dit(x_t, t, evidence, mask_w, ctx, tids)
 
             x = sample(denoise, scheduler.to(device), known, mask_h, num_steps=steps,
@@ -166,7 +167,7 @@ class UMaskCompleter(nn.Module):
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> "UMaskCompleter":
+    def load(cls, directory: str | Path, device: str = "cpu") -> UMaskCompleter:
         d = Path(directory)
         for name in ("config.json", "model.safetensors"):
             if not (d / name).is_file():

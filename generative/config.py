@@ -33,8 +33,8 @@ def default_tasks(n_slots: int) -> list[TaskConfig]:
     short = max(1, n_slots // 6)
     long = max(short + 1, n_slots // 2)
     return [
-        TaskConfig("short_term", horizon=short, init_ratio=0.6, recency=6.0),
-        TaskConfig("long_term", horizon=long, init_ratio=0.35, recency=2.0),
+        TaskConfig("short_term", horizon=short, init_ratio=0.75, recency=6.0),
+        TaskConfig("long_term", horizon=long, init_ratio=0.45, recency=2.0),
         TaskConfig("cold_start", horizon=long, init_ratio=0.1, max_ratio=0.15, cold=True),
     ]
 
@@ -128,7 +128,7 @@ class CompletionConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CompletionConfig":
+    def from_dict(cls, d: dict) -> CompletionConfig:
         um = dict(d["umask"])
         um["tasks"] = [TaskConfig(**t) for t in um["tasks"]]
         return cls(umask=UMaskConfig(**um), dit=DiTConfig(**d["dit"]),

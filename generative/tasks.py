@@ -42,7 +42,7 @@ def task_masks(tasks: list[TaskConfig], task_ids: Tensor, observed_mask: Tensor,
     observed_mask: (B, T, H, W) where the data hold evidence; scored_mask: where ground truth is
     scored (default: observed_mask).
     """
-    B, T = observed_mask.shape[:2]
+    T = observed_mask.shape[1]
     scored = observed_mask if scored_mask is None else scored_mask
     windows = torch.stack([target_window(t, T) for t in tasks])      # (n_tasks, T)
     w = windows[task_ids.cpu()].to(observed_mask.device)[:, :, None, None].to(observed_mask.dtype)

@@ -20,8 +20,14 @@ import yaml
 
 
 def load_tensors(data: dict):
-    from uscope.data import (BehaviourTensors, TensorConfig, build_tensors, read_events,
-                             read_netfp, read_tsinghua)
+    from uscope.data import (
+        BehaviourTensors,
+        TensorConfig,
+        build_tensors,
+        read_events,
+        read_netfp,
+        read_tsinghua,
+    )
 
     source = Path(data["source"])
     if data.get("format") == "tensors" or source.suffix == ".npz":

@@ -76,7 +76,6 @@ def test_complete_rejects_bad_shapes():
 def test_training_reduces_loss_and_updates_mask_policy():
     values, observed, h = _data()
     model = _model()
-    g = torch.Generator().manual_seed(0)
     ids = torch.arange(N) % 3
 
     def eval_loss() -> float:
@@ -87,12 +86,11 @@ def test_training_reduces_loss_and_updates_mask_policy():
 
     before = eval_loss()
     rho_before = model.umask.ratio.base_ratio().detach().clone()
-    hist = fit(model, values, observed, h, TrainConfig(steps=60, batch_size=12, lr=3e-3,
-                                                       log_every=30))
+    hist = fit(model, values, observed, h, TrainConfig(steps=30, batch_size=12, lr=5e-3,
+                                                       log_every=15))
     assert len(hist) == 2 and all(np.isfinite(r["loss"]) for r in hist)
     assert eval_loss() < 0.7 * before
     assert not torch.allclose(model.umask.ratio.base_ratio(), rho_before)  # rho_tau learns
-    del g
 
 
 def test_save_load_round_trip(tmp_path):
@@ -126,7 +124,7 @@ def test_fixed_policy_control_uses_fixed_budget():
 
 
 def test_task_masks_split_history_and_target():
-    values, observed, h = _data()
+    _, observed, _ = _data()
     cfg = _model().cfg.umask
     ids = torch.tensor([0, 1, 2] * (N // 3))
     tm = task_masks(cfg.tasks, ids, observed)

@@ -6,8 +6,17 @@ import pytest
 import torch
 
 from generative.config import DiTConfig, ScheduleConfig
-from generative.dit import (DDIMScheduler, DDPMScheduler, DiT, VPSchedule, clamp_evidence,
-                            masked_diffusion_loss, patchify, sample, unpatchify)
+from generative.dit import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DiT,
+    VPSchedule,
+    clamp_evidence,
+    masked_diffusion_loss,
+    patchify,
+    sample,
+    unpatchify,
+)
 
 C, T, H, W = 3, 8, 2, 2
 
@@ -118,7 +127,7 @@ def test_sampler_returns_observed_entries_exactly(scheduler_cls, steps):
     x, _, _, mask, ctx, task = _inputs(seed=2)
     known = x.clamp(-1, 1)
     s = scheduler_cls(ScheduleConfig(train_steps=30))
-    denoise = lambda x_t, t: model(x_t, t, mask.unsqueeze(1) * known, mask, ctx, task)  # noqa: E731
+    denoise = lambda x_t, t: model(x_t, t, mask.unsqueeze(1) * known, mask, ctx, task)
     out = sample(denoise, s, known, mask, num_steps=steps, generator=torch.Generator().manual_seed(0))
     m = mask.bool().unsqueeze(1).expand_as(out)
     assert torch.equal(out[m], known[m])                                   # eq. 35

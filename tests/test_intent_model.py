@@ -5,9 +5,9 @@ import torch
 
 from generative.intent.backbone import BackboneConfig, load_backbone
 from generative.intent.model import (
+    IntentionAttention,
     IntentModelConfig,
     IntentPredictor,
-    IntentionAttention,
     LocalActivationUnit,
 )
 

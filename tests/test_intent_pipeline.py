@@ -46,10 +46,10 @@ STUDENT = BackboneConfig(kind="gpt2", n_layer=1, n_embd=16, n_head=2, max_positi
 @pytest.fixture(scope="module")
 def protocol(netfp_events):
     events, _ = netfp_events
-    users = events["user_id"].unique()[:90]
+    users = events["user_id"].unique()[:60]
     part = events[events["user_id"].isin(users)]
-    cfg = HONOR.__class__(input_length=10)
-    return build_protocol(part, cfg, ProtocolConfig(n_individual=20, seed=0),
+    cfg = HONOR.__class__(input_length=8)
+    return build_protocol(part, cfg, ProtocolConfig(n_individual=12, seed=0),
                           vocab=IntentVocab.fit(events, cfg))
 
 
@@ -60,17 +60,17 @@ def trained(protocol):
     torch.manual_seed(0)
     teacher = IntentPredictor.from_vocab(protocol.vocab, load_backbone(TEACHER), **OPTIONS)
     history = train_population(teacher, protocol.population,
-                               TrainConfig(steps=60, batch_size=32, lr=3e-3, backbone_lr=3e-3))
+                               TrainConfig(steps=30, batch_size=16, lr=3e-3, backbone_lr=3e-3))
     student = IntentPredictor.from_vocab(protocol.vocab, load_backbone(STUDENT), **OPTIONS)
     distill_history = distill(student, teacher, protocol.population,
-                              TrainConfig(steps=40, batch_size=32, lr=3e-3, backbone_lr=3e-3))
+                              TrainConfig(steps=20, batch_size=16, lr=3e-3, backbone_lr=3e-3))
     return teacher, student, history, distill_history
 
 
 def test_population_tuning_and_distillation_learn(trained, protocol):
-    teacher, student, history, distill_history = trained
-    assert np.mean(history[-10:]) < np.mean(history[:10])
-    assert np.mean(distill_history[-10:]) < np.mean(distill_history[:10])
+    teacher, _, history, distill_history = trained
+    assert np.mean(history[-8:]) < np.mean(history[:8])
+    assert np.mean(distill_history[-6:]) < np.mean(distill_history[:6])
     y = protocol.population.target.numpy()
     # the population predictor beats the uniform ranking on its own data
     m = intent_metrics(y, predict_logits(teacher, protocol.population).numpy())
@@ -83,7 +83,7 @@ def test_individual_tuning_touches_only_the_small_adapter(trained, protocol):
     before = {k: v.clone() for k, v in student.state_dict().items()}
     p_out = output_distribution(predict_logits(teacher, protocol.population))
     p_pop = intent_distribution(protocol.population.target, protocol.vocab.n_intents)
-    config = IndividualConfig(unlearn_steps=3, finetune_steps=15)
+    config = IndividualConfig(unlearn_steps=3, finetune_steps=10)
     adapters = tune_users(student, protocol.tune, p_out, p_pop, config)
     for k, v in student.state_dict().items():
         assert torch.equal(v, before[k]), f"shared student changed: {k}"
@@ -91,7 +91,14 @@ def test_individual_tuning_touches_only_the_small_adapter(trained, protocol):
     assert set(adapter.tensors) == set(ADAPTER_PARAMS)
     n_i, width, hidden = protocol.vocab.n_intents, student.backbone.width, OPTIONS["mlp_hidden"]
     assert adapter.n_parameters() == n_i * width + hidden * n_i + n_i
-    assert adapter.n_parameters() < 0.05 * student.n_parameters()
+    # at the benchmark's student size (4 layers, 128-d) a user's state is < 1% of the model
+    from generative.intent import load_backbone
+    from generative.intent.individual import base_adapter
+
+    deployed = IntentPredictor.from_vocab(protocol.vocab, load_backbone(BackboneConfig(
+        kind="gpt2", n_layer=4, n_embd=128, n_head=4)), embed_dim=64, attention_dim=32)
+    size = sum(t.numel() for t in base_adapter(deployed).values())
+    assert size < 0.01 * deployed.n_parameters()
     # the forgotten set recorded is eq. 10 on this user's tuning data
     u = int(protocol.tune.user[0])
     mine = protocol.tune.subset(protocol.tune.user == u)

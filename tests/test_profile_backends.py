@@ -64,7 +64,7 @@ def requests_for(events: pd.DataFrame, users: list[str]) -> list[ProfileRequest]
 class ChatServer:
     """A real OpenAI-compatible HTTP endpoint whose answer depends on the user in the prompt."""
 
-    def __init__(self, delay_s: float = 0.05, slow_s: float = 2.0):
+    def __init__(self, delay_s: float = 0.05, slow_s: float = 3.0):
         self.calls: dict[str, int] = {}
         self.in_flight = 0
         self.max_in_flight = 0
@@ -160,7 +160,7 @@ def test_openai_backend_answers_in_order_within_the_concurrency_limit(events, se
 
 
 def test_retries_timeouts_and_empty_text(events, server):
-    backend = OpenAIBackend(OpenAIConfig(base_url=server.url, timeout_s=0.5, concurrency=4))
+    backend = OpenAIBackend(OpenAIConfig(base_url=server.url, timeout_s=1.0, concurrency=4))
     outcomes = generate_with_retries(
         backend, requests_for(events, ["gamer", "flaky-user", "empty-user", "slow-user"]),
         retries=2, backoff_s=0.0)
@@ -169,13 +169,13 @@ def test_retries_timeouts_and_empty_text(events, server):
     assert by_user["flaky-user"].error is None and by_user["flaky-user"].attempts == 2
     assert by_user["empty-user"].text is None
     assert by_user["empty-user"].error == "empty text (after 3 attempts)"
-    assert "timed out after 0.5 s" in by_user["slow-user"].error
+    assert "timed out after 1 s" in by_user["slow-user"].error
     assert server.calls["empty"] == 3 and server.calls["slow"] == 3
 
 
 def test_failed_users_are_kept_with_reasons_and_the_batch_continues(events, server, encoder,
                                                                      tmp_path):
-    backend = OpenAIBackend(OpenAIConfig(base_url=server.url, timeout_s=0.5))
+    backend = OpenAIBackend(OpenAIConfig(base_url=server.url, timeout_s=1.0))
     config = ProfileConfig(batch_size=2, retries=1, backoff_s=0.0)
     ps = profile_users(events, backend, encoder=encoder, config=config)
     assert sorted(ps.user_ids) == sorted(POPULATION)

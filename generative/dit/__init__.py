@@ -5,5 +5,15 @@ from generative.dit.model import DiT, patchify, unpatchify
 from generative.dit.sampler import clamp_evidence, sample
 from generative.dit.schedule import SCHEDULERS, DDIMScheduler, DDPMScheduler, VPSchedule
 
-__all__ = ["DiT", "patchify", "unpatchify", "VPSchedule", "DDPMScheduler", "DDIMScheduler",
-           "SCHEDULERS", "sample", "clamp_evidence", "masked_diffusion_loss"]
+__all__ = [
+           "SCHEDULERS",
+           "DDIMScheduler",
+           "DDPMScheduler",
+           "DiT",
+           "VPSchedule",
+           "clamp_evidence",
+           "masked_diffusion_loss",
+           "patchify",
+           "sample",
+           "unpatchify",
+]

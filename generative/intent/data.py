@@ -186,17 +186,10 @@ class IntentSamples:
         """The model's keyword inputs (location, weekday, slot, event, length)."""
         return {name: getattr(self, name) for name in _INPUTS}
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                weights: torch.Tensor | None = None):
-        """Yield sub-samples: shuffled when a generator is given, weighted with replacement
-        when ``weights`` (N,) is given (used for the oversampling baseline)."""
+    def batches(self, batch_size: int, generator: torch.Generator | None = None):
+        """Yield sub-samples of ``batch_size``: shuffled when a generator is given."""
         n = len(self)
-        if weights is not None:
-            order = torch.multinomial(weights, n, replacement=True, generator=generator)
-        elif generator is not None:
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         for start in range(0, n, batch_size):
             yield self.subset(order[start:start + batch_size])
 

@@ -46,6 +46,8 @@ def export_torchscript(model: IntentPredictor, path: str | Path, example: Intent
     if model.config.user_embedding_dim > 0:
         raise ValueError("export supports models without h_u conditioning")
     module = _Inference(with_adapter(model, adapter)).eval()
+    # a batch of one would be traced as a constant batch size: trace on at least two rows
+    example = example.subset(torch.arange(max(2, len(example))) % len(example))
     inputs = tuple(example.inputs()[k] for k in ("location", "weekday", "slot", "event",
                                                  "length"))
     with torch.no_grad():

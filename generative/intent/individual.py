@@ -82,6 +82,8 @@ def tune_user(model: IntentPredictor, samples: IntentSamples, p_out: torch.Tenso
         hidden = model.encode(**model_inputs(samples, user_embeddings))  # (n, I, D), frozen
         reference = readout_with(model, None, hidden, samples.length)    # original M (n, N_I)
     length, target = samples.length, samples.target
+    # the shared readout tensors enter as constants: autograd only reaches the adapter
+    frozen = {n: p.detach() for n, p in model.readout.named_parameters() if n not in adapter}
     optimizer = torch.optim.Adam(list(adapter.values()), lr=config.lr)
     n_intents = reference.shape[1]
     forgotten = torch.zeros(n_intents, dtype=torch.bool)
@@ -104,12 +106,12 @@ def tune_user(model: IntentPredictor, samples: IntentSamples, p_out: torch.Tenso
         if forgotten.any():                                                 # Alg. 1 line 2
             for _ in range(config.unlearn_steps):
                 i = batch_index()
-                logits = readout_with(model, adapter, hidden[i], length[i])
+                logits = readout_with(model, {**frozen, **adapter}, hidden[i], length[i])
                 step(unlearning_loss(logits, reference[i], target[i], forgotten, config.lam))
     weights = _ce_weights(target) if config.strategy == "oversample" else None
     for _ in range(config.finetune_steps):                                   # Alg. 1 line 5
         i = batch_index(weights)
-        logits = readout_with(model, adapter, hidden[i], length[i])
+        logits = readout_with(model, {**frozen, **adapter}, hidden[i], length[i])
         if config.strategy == "focal":
             step(focal_loss(logits, target[i], config.focal_gamma))
         else:

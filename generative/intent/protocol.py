@@ -46,7 +46,7 @@ class ProtocolData:
         return intent_distribution(self.population.target, self.vocab.n_intents)
 
     def summary(self) -> dict:
-        return {"users": len(self.seqs.user_ids), "behaviours": int(len(self.seqs.event)),
+        return {"users": len(self.seqs.user_ids), "behaviours": len(self.seqs.event),
                 "events": len(self.vocab.events), "intents": self.vocab.n_intents,
                 "population_samples": len(self.population), "tune_samples": len(self.tune),
                 "test_samples": len(self.test),

@@ -2,8 +2,19 @@
 
 from generative.umask.losses import info_nce
 from generative.umask.model import MaskOutput, UMask
-from generative.umask.topk import (cold_start_mix, distribution_entropy, fixed_random_mask,
-                                   ratio_constrained_mask)
+from generative.umask.topk import (
+                                   cold_start_mix,
+                                   distribution_entropy,
+                                   fixed_random_mask,
+                                   ratio_constrained_mask,
+)
 
-__all__ = ["UMask", "MaskOutput", "info_nce", "ratio_constrained_mask", "cold_start_mix",
-           "fixed_random_mask", "distribution_entropy"]
+__all__ = [
+                                   "MaskOutput",
+                                   "UMask",
+                                   "cold_start_mix",
+                                   "distribution_entropy",
+                                   "fixed_random_mask",
+                                   "info_nce",
+                                   "ratio_constrained_mask",
+]

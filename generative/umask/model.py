@@ -59,7 +59,7 @@ class UMask(nn.Module):
         z = self.adapt.refined_pattern(f_pat, task)                       # eq. 8
         ref_z = None
         if reference is not None:
-            r_short, r_long, r_pat = self.encoder(reference)
+            _, _, r_pat = self.encoder(reference)
             ref_task = task[:1].expand(reference.shape[0])
             ref_z = self.adapt.refined_pattern(r_pat, ref_task)
         ratio_out = self.ratio(z, task, reference=ref_z)                  # eq. 9-13

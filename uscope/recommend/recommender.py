@@ -100,14 +100,15 @@ class Recommender:
             embedding = _centred_unit(profile.embeddings(), self.centre)[0]
             if np.isnan(embedding).any():
                 raise RuntimeError(f"profiling the history failed: {profile.failures}")
-            return Query(None, embedding, history, **context)
+            return Query(None, embedding, history, profile.frame["profile"].iloc[0], **context)
         user_id = str(user_or_history)
         if user_id not in self.index.user_ids:
             raise KeyError(f"user {user_id!r} is not in the profile set; pass the user's event "
                            f"history as a DataFrame to profile it on the fly")
         row = self.index.user_ids.index(user_id)
         history = self.events.iloc[self._rows_of_user.get(user_id, [])]
-        return Query(user_id, self.index.embeddings[row], history, **context)
+        return Query(user_id, self.index.embeddings[row], history,
+                     self.profiles.frame["profile"].iloc[row], **context)
 
     def recommend(self, user_or_history: str | pd.DataFrame, kind: str = "app", k: int = 5,
                   novel_only: bool = True, explain: bool = False,
@@ -126,5 +127,10 @@ class Recommender:
         used = used_items(query.history, kind) if novel_only else set()
         candidates = [i for i in range(len(catalogue)) if catalogue[i] not in used]
         order = sorted(candidates, key=lambda i: (-scored.scores[i], catalogue[i]))[:k]
-        return [Recommendation(catalogue[i], float(scored.scores[i]),
-                               scored.evidence.get(i) if explain else None) for i in order]
+        items = [Recommendation(catalogue[i], float(scored.scores[i]),
+                                scored.evidence.get(i) if explain else None) for i in order]
+        if explain and items and scored.explain is not None:
+            first = items[0]
+            items[0] = Recommendation(first.item, first.score,
+                                      f"{first.rationale}; model says: {scored.explain()}")
+        return items

@@ -15,6 +15,7 @@ items the user already used (novelty) and ranks the rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ class Query:
     user_id: str | None  # None for an unseen anonymous history
     embedding: np.ndarray  # (D,) unit-norm h_u
     history: pd.DataFrame  # the user's own events
+    profile: str = ""  # the written profile y_u
     hour: float | None = None  # context: hour of day
     location: str | None = None  # context: current location category
 
@@ -53,6 +55,7 @@ class CatalogueIndex:
 class Scored:
     scores: np.ndarray  # (n_items,) higher is better
     evidence: dict[int, str] = field(default_factory=dict)  # item index -> rationale
+    explain: Callable[[], str] | None = None  # a generated explanation of the whole ranking
 
 
 class PopularStrategy:

@@ -1,0 +1,128 @@
+"""The ``llm`` strategy: a causal LM (the bundled SmolLM2, any model by path, or the LoRA
+adapter trained by ``recipes/``) picks items from the catalogue (seed paper 000, RQ5, Fig. 7).
+
+The answer is constrained to the catalogue in two ways that agree with each other:
+- ranking: every candidate is scored by the model's mean log-probability of
+  "Answer: <item>" after the prompt (teacher-forced, so no answer outside the catalogue
+  exists);
+- explanation (``explain=True``): the model writes a one-line reason, then ``outlines``
+  generates the answer under a regular expression that admits only the candidate names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from uscope.recommend.items import used_items
+from uscope.recommend.strategies import CatalogueIndex, Query, Scored
+
+PROMPT = (
+    "Profile of an anonymous smartphone user:\n{profile}\n\n"
+    "They already use: {used}.\n"
+    "Which {noun} that they have never used would they most likely try next? "
+    "Choose from: {candidates}.\n"
+)
+NOUNS = {"app": "app", "location": "kind of place", "intent": "kind of app"}
+
+
+class LLMStrategy:
+    name = "llm"
+
+    def __init__(self, model: str | os.PathLike | None = None,
+                 adapter: str | os.PathLike | None = None, max_candidates: int = 60,
+                 batch_size: int = 16, reasoning_tokens: int = 40):
+        self.model_name, self.adapter = model, adapter
+        self.max_candidates, self.batch_size = max_candidates, batch_size
+        self.reasoning_tokens = reasoning_tokens
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def load(self) -> tuple[Any, Any]:
+        if self._model is None:
+            from uscope.models import load_instruct_lm
+
+            model, tokenizer = load_instruct_lm(self.model_name)
+            if self.adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(self.adapter))
+                model.eval()
+            self._model, self._tokenizer = model, tokenizer
+        return self._model, self._tokenizer
+
+    def prompt(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
+        used = sorted(used_items(query.history, kind))[:20]
+        text = PROMPT.format(profile=profile.strip() or "(no profile)",
+                             used=", ".join(used) or "nothing yet", noun=NOUNS[kind],
+                             candidates=", ".join(candidates))
+        _, tokenizer = self.load()
+        messages = [{"role": "user", "content": text}]
+        return tokenizer.apply_chat_template(messages, tokenize=False,
+                                             add_generation_prompt=True)
+
+    def answer_logprobs(self, prompt: str, answers: list[str]) -> np.ndarray:
+        """Mean log-probability of each "Answer: <item>" continuation of `prompt`."""
+        import torch
+
+        model, tokenizer = self.load()
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        scores = []
+        for start in range(0, len(answers), self.batch_size):
+            chunk = answers[start:start + self.batch_size]
+            continuations = [tokenizer(f"Answer: {a}", add_special_tokens=False)["input_ids"]
+                             for a in chunk]
+            length = len(prompt_ids) + max(len(c) for c in continuations)
+            ids = torch.full((len(chunk), length), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, cont in enumerate(continuations):  # right padding: prompt first
+                sequence = prompt_ids + cont
+                ids[row, : len(sequence)] = torch.tensor(sequence)
+                mask[row, : len(sequence)] = 1
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits  # (B, L, V)
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts token t+1
+            for row, cont in enumerate(continuations):
+                positions = torch.arange(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(cont))
+                token_lp = logprobs[row, positions, torch.tensor(cont)]
+                scores.append(float(token_lp.mean()))
+        return np.asarray(scores)
+
+    def explain(self, prompt: str, candidates: list[str]) -> str:
+        """A short generated reason, then an answer that ``outlines`` restricts to `candidates`."""
+        import outlines
+        import torch
+
+        model, tokenizer = self.load()
+        lead = prompt + "Reason:"
+        inputs = tokenizer(lead, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            output = model.generate(**inputs, max_new_tokens=self.reasoning_tokens,
+                                    do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        reason = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:],
+                                  skip_special_tokens=True).strip().split("\n")[0]
+        choice = "|".join(re.escape(c) for c in candidates)
+        generator = outlines.Generator(outlines.from_transformers(model, tokenizer),
+                                       outlines.types.Regex(f"({choice})"))
+        answer = generator(f"{lead} {reason}\nAnswer: ", max_new_tokens=32).strip()
+        return f"Reason: {reason} Answer: {answer}"
+
+    def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
+        catalogue = index.matrix(kind).items
+        used = used_items(query.history, kind)
+        popularity = index.matrix(kind).popularity()
+        # the most popular unused items are the candidates the model chooses among
+        order = [i for i in np.argsort(-popularity, kind="stable") if catalogue[i] not in used]
+        shortlist = order[: self.max_candidates]
+        candidates = [catalogue[i] for i in shortlist]
+        scores = np.full(len(catalogue), -np.inf)
+        if not candidates:
+            return Scored(scores)
+        prompt = self.prompt(query, kind, candidates, query.profile)
+        scores[shortlist] = self.answer_logprobs(prompt, candidates)
+        evidence = {i: f"model log-probability {scores[i]:.2f} as the answer"
+                    for i in shortlist}
+        return Scored(scores, evidence, explain=lambda: self.explain(prompt, candidates))
