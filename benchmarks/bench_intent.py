@@ -247,7 +247,7 @@ def main() -> None:
          "value": f"p50 {e50:.2f} ms, p95 {e95:.2f} ms"},
         {"quantity": "batch throughput (256 windows), 1 thread",
          "value": f"PyTorch {throughput:,.0f}/s, TorchScript {ethroughput:,.0f}/s"},
-        {"quantity": "TorchScript export vs PyTorch, max |logit diff|",
+        {"quantity": "TorchScript export vs PyTorch, max abs logit difference",
          "value": f"{error:.2e} (one device's test windows), {error_batch:.2e} (256 windows)"
                   f"; file {size_mb:.1f} MB"},
     ]

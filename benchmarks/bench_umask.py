@@ -41,6 +41,24 @@ TASKS = ["short_term", "long_term", "cold_start"]
 MAIN = ["U-MASK", "fixed-mask control", "historical average", "seasonal naive", "population mean"]
 
 
+NOTES = """
+How to read these tables:
+- Every method is scored on the same target coordinates (the task's target window) of the same
+  held-out users. HA and seasonal naive see the whole history window for short- and long-term;
+  for cold start they see the control's random budget (HA falls back to the training population's
+  mean where a user has no evidence). "population mean" is the training users' mean at each
+  (channel, slot): a non-personal reference.
+- The control's ratio is fixed at each task's initial rho; U-MASK learns its budget (eq. 12-13),
+  so the two may reveal different amounts of evidence: compare the "evidence ratio" column
+  before crediting a gain to where the mask looks rather than to how much it reveals.
+- netfp has no location (H = W = 1): the spatial affinity (eq. 15) is one number per user, so
+  U-MASK masks differ between users only through their budgets k_b; which slots are revealed is
+  decided by the learned temporal profiles phi (eq. 14).
+- Speed rows are one sample per user on a CPU shared with other jobs; they compare samplers
+  measured side by side in one run, not absolute throughput.
+"""
+
+
 def train_pair(data: BenchData, train_idx: torch.Tensor, seed: int, args) -> dict:
     V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
                torch.from_numpy(data.h))
@@ -233,7 +251,7 @@ def main() -> None:
     if args.simulated:
         sections.append("\n### Simulated population (SIMULATED data, not real)\n\n"
                         + run_dataset(load_data("simulated", args), args))
-    body = "\n".join(sections)
+    body = "\n".join(sections) + "\n" + NOTES
     print(body)
     if not args.no_write:
         write_section("umask", "U-MASK + DiT completion (generative/)", body)

@@ -94,8 +94,13 @@ def _score(recommender: Recommender, users: list[str], targets: dict[str, set[st
 
 
 def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = None,
-                             progress: Callable[[str], None] | None = None) -> pd.DataFrame:
-    """One row per (strategy, seed) with the mean of every metric over the evaluated users."""
+                             progress: Callable[[str], None] | None = None,
+                             profiles: ProfileSet | None = None) -> pd.DataFrame:
+    """One row per (strategy, seed) with the mean of every metric over the evaluated users.
+
+    ``profiles``: profiles already written from the protocol's inputs (the novelty history,
+    or the location-only view for coldstart), to share one profiling run between kinds.
+    """
     config = config or EvalConfig()
     events = validate_events(events)
     say = progress or (lambda _message: None)
@@ -105,8 +110,9 @@ def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = N
         users = sorted(targets)[: config.max_users]
         if not users:
             raise DataError("no user uses a new item after the cut-off; move the cut-off")
-        say(f"profiling {history['user_id'].nunique()} histories ({config.profile_backend})")
-        profiles = profile_users(history, backend=config.profile_backend)
+        if profiles is None:
+            say(f"profiling {history['user_id'].nunique()} histories ({config.profile_backend})")
+            profiles = profile_users(history, backend=config.profile_backend)
         recommenders = {name: Recommender(profiles, history, name,
                                           **config.strategy_options.get(name, {}))
                         for name in config.strategies}
@@ -121,8 +127,9 @@ def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = N
     if events["location_category"].isna().all():
         raise DataError("the coldstart protocol needs locations (location_category)",
                         field="location_category")
-    say(f"profiling location-only views of {events['user_id'].nunique()} users")
-    profiles: ProfileSet = profile_users(location_only(events), backend=config.profile_backend)
+    if profiles is None:
+        say(f"profiling location-only views of {events['user_id'].nunique()} users")
+        profiles = profile_users(location_only(events), backend=config.profile_backend)
     everyone = sorted(events["user_id"].unique().tolist())
     for seed in config.seeds:
         rng = np.random.default_rng(seed)
