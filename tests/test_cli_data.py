@@ -16,12 +16,16 @@ def uscope(*args, cwd=REPO):
 
 
 def test_demo_main_job(tmp_path):
-    done = uscope("demo", "--out", tmp_path / "demo", "--users", 8, "--days", 2)
+    """The README's main job with its default LLM (kept short: 3 users, 16 new tokens)."""
+    done = uscope("demo", "--out", tmp_path / "demo", "--users", 3, "--days", 2,
+                  "--max-new-tokens", 16, "--show", 2)
     assert done.returncode == 0, done.stderr
     assert "SIMULATED" in done.stdout
     assert "C x T x H x W" in done.stdout
-    assert (tmp_path / "demo" / "tensors.npz").exists()
-    assert (tmp_path / "demo" / "population" / "App_Usage_Trace.txt").exists()
+    assert "3 users: 3 profiled, 0 failed" in done.stdout
+    assert done.stdout.count("new app categories to try:") == 2
+    for name in ("tensors.npz", "profiles.parquet", "population/App_Usage_Trace.txt"):
+        assert (tmp_path / "demo" / name).exists()
 
 
 def test_read_lenient_reports_and_strict_fails(tmp_path):
