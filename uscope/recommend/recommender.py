@@ -52,9 +52,13 @@ def make_strategy(strategy: str | Any, **options: Any):
         from uscope.recommend.llm import LLMStrategy
 
         return LLMStrategy(**options)
+    if strategy == "completion":
+        from uscope.recommend.completion import CompletionStrategy
+
+        return CompletionStrategy(**options)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of "
-                         f"{sorted([*STRATEGIES, 'llm'])}")
+                         f"{sorted([*STRATEGIES, 'llm', 'completion'])}")
     return STRATEGIES[strategy](**options)
 
 
@@ -73,6 +77,7 @@ class Recommender:
         self.profile_backend = profile_backend
         self._encoder = encoder
         raw = ok.embeddings()  # (N, D) h_u before the MLP of eq. 24
+        self.raw_embeddings = raw
         self.centre = raw.mean(axis=0)
         self.index = CatalogueIndex(ok.user_ids, _centred_unit(raw, self.centre), self.events)
         self._rows_of_user = self.events.groupby("user_id").indices  # user -> event rows
@@ -100,7 +105,8 @@ class Recommender:
             embedding = _centred_unit(profile.embeddings(), self.centre)[0]
             if np.isnan(embedding).any():
                 raise RuntimeError(f"profiling the history failed: {profile.failures}")
-            return Query(None, embedding, history, profile.frame["profile"].iloc[0], **context)
+            return Query(None, embedding, history, profile.frame["profile"].iloc[0],
+                         profile.embeddings()[0], **context)
         user_id = str(user_or_history)
         if user_id not in self.index.user_ids:
             raise KeyError(f"user {user_id!r} is not in the profile set; pass the user's event "
@@ -108,7 +114,7 @@ class Recommender:
         row = self.index.user_ids.index(user_id)
         history = self.events.iloc[self._rows_of_user.get(user_id, [])]
         return Query(user_id, self.index.embeddings[row], history,
-                     self.profiles.frame["profile"].iloc[row], **context)
+                     self.profiles.frame["profile"].iloc[row], self.raw_embeddings[row], **context)
 
     def recommend(self, user_or_history: str | pd.DataFrame, kind: str = "app", k: int = 5,
                   novel_only: bool = True, explain: bool = False,

@@ -32,6 +32,7 @@ class Query:
     embedding: np.ndarray  # (D,) unit-norm h_u
     history: pd.DataFrame  # the user's own events
     profile: str = ""  # the written profile y_u
+    raw_embedding: np.ndarray | None = None  # (D,) h_u as profiled (not centred)
     hour: float | None = None  # context: hour of day
     location: str | None = None  # context: current location category
 
