@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import markdown_table, write_section
 from umask_data import BenchData, netfp, simulated
-from umask_figure import plot_masks
+from generative.figures import plot_masks
 
 from generative.completion import UMaskCompleter
 from generative.config import DIT_PRESETS

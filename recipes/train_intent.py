@@ -57,7 +57,10 @@ def load_config(path: Path, overrides: list[str]) -> dict:
     for item in overrides:
         key, _, raw = item.partition("=")
         section, _, name = key.partition(".")
-        config.setdefault(section, {})[name] = yaml.safe_load(raw)
+        if name:
+            config.setdefault(section, {})[name] = yaml.safe_load(raw)
+        else:  # a top-level key such as out= or teacher=
+            config[section] = yaml.safe_load(raw)
     return config
 
 

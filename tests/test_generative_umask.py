@@ -121,6 +121,15 @@ def test_grouping_similarity_and_ratio(umask, cfg):
     assert torch.allclose(alone, batch[:1])
 
 
+def test_budget_does_not_collapse_for_large_feature_norms(umask, cfg):
+    """eq. 12 sees log(1 + ||Z_b||): a 1000x larger pattern vector moves gamma only a little."""
+    z = torch.randn(6, cfg.latent_dim)
+    task = torch.zeros(6, dtype=torch.long)
+    small = umask.ratio(z, task).gamma
+    large = umask.ratio(1000 * z, task).gamma
+    assert (large > 0.5 * small).all() and (large < 1).all()
+
+
 def test_relevance_mixes_temporal_and_spatial(umask, cfg):
     z, lam = torch.randn(3, cfg.latent_dim), torch.rand(3, cfg.latent_dim) + 0.1
     task = torch.tensor([0, 1, 2])

@@ -5,7 +5,7 @@ U-MASK paper (seed 000) section 4.3.1:
 - eq. 10: A = softmax(Phi(Z_B) / T_tmp), soft assignment to K groups;
 - eq. 11: S = alpha A A^T + (1 - alpha) U U^T, U the l2-normalised Z rows, alpha learnable in (0, 1);
           s_b = max_{j != b} S_bj;
-- eq. 12: gamma_b = sigmoid(w^T e_b + c), e_b = (s_b, ||Z_b||, H(A_b));
+- eq. 12: gamma_b = sigmoid(w^T e_b + c), e_b = (s_b, log(1 + ||Z_b||), H(A_b));
 - eq. 13: rho~_{b,tau} = rho_tau * gamma_b with rho_tau = max_ratio_tau * sigmoid(logit_tau).
 """
 
@@ -82,7 +82,9 @@ class ObservationRatio(nn.Module):
         else:
             s = sim.max(dim=-1).values                                  # (B,)
         entropy = -(a * a.clamp_min(1e-12).log()).sum(-1)               # H(A_b)
-        e = torch.stack([s, z.norm(dim=-1), entropy], dim=-1)           # e_b (B, 3)
+        # ||Z_b|| enters as log(1 + ||Z_b||): the raw norm is unbounded (eq. 8 adds residuals) and
+        # once drove sigmoid(w^T e_b + c) to 0, i.e. a zero evidence budget for every user.
+        e = torch.stack([s, torch.log1p(z.norm(dim=-1)), entropy], dim=-1)  # e_b (B, 3)
         gamma = torch.sigmoid(self.scale(e)).squeeze(-1)                # eq. 12, (B,)
         ratio = self.base_ratio()[task] * gamma                         # eq. 13
         return RatioOutput(ratio=ratio, gamma=gamma, assignment=a, similarity=sim)

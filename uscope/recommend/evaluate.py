@@ -39,6 +39,7 @@ class EvalConfig:
     n_targets: int = 5  # coldstart: how many of the user's top apps are the targets
     profile_backend: str = "heuristic"
     max_users: int | None = None  # evaluate at most this many users (first by id), all if None
+    users: Sequence[str] | None = None  # novelty: evaluate only these users (others still vote)
     strategy_options: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,7 +108,8 @@ def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = N
     results = []
     if config.protocol == "novelty":
         history, targets = novelty_split(events, config.kind, cutoff_time(events, config.cutoff))
-        users = sorted(targets)[: config.max_users]
+        allowed = set(targets) if config.users is None else set(targets) & set(config.users)
+        users = sorted(allowed)[: config.max_users]
         if not users:
             raise DataError("no user uses a new item after the cut-off; move the cut-off")
         if profiles is None:

@@ -1,4 +1,4 @@
-"""Fig. 8 analogue: the masks U-MASK learned for each task (temporal, spatial, joint, values).
+"""Fig. 8 analogue (U-MASK paper): the masks U-MASK learned per task (temporal, spatial, joint, values).
 
 Rows: short-term, long-term, cold start. Columns: share of users whose evidence includes each
 time slot; share per spatial cell; the joint (time x cell) share; the distribution of the
