@@ -38,7 +38,7 @@ def write_section(name: str, title: str, body: str) -> Path:
     block = (f"<!-- BEGIN {name} -->\n## {title}\n\n{provenance()}\n{body.strip()}\n"
              f"<!-- END {name} -->")
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->",
-                         re.S)
+                         re.DOTALL)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
         text.rstrip("\n") + "\n\n" + block + "\n")
     BENCHMARKS_MD.write_text(text, encoding="utf-8")

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import markdown_table, write_section  # noqa: E402
+from _report import markdown_table, write_section
 
-from uscope.data import TensorConfig, build_tensors, read_netfp, read_tsinghua, simulate  # noqa: E402
+from uscope.data import TensorConfig, build_tensors, read_netfp, read_tsinghua, simulate
 
 NETFP = Path(__file__).resolve().parents[2] / "shared" / "data" / "netfp" / "data0117_dev.csv"
 

@@ -12,7 +12,6 @@ Run: python benchmarks/bench_recommend.py [--seeds 3] [--llm-users 30]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import markdown_table, write_section  # noqa: E402
+from _report import markdown_table, write_section
 
-from uscope.data import read_netfp, simulate  # noqa: E402
-from uscope.profile import profile_users  # noqa: E402
-from uscope.recommend import Recommender  # noqa: E402
-from uscope.recommend.evaluate import (  # noqa: E402
+from uscope.data import read_netfp, simulate
+from uscope.profile import profile_users
+from uscope.recommend import Recommender
+from uscope.recommend.evaluate import (
     EvalConfig,
     cutoff_time,
     evaluate_recommendations,

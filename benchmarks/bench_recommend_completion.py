@@ -21,15 +21,15 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
-from bench_recommend import table  # noqa: E402
+from _report import write_section
+from bench_recommend import table
 
-from generative.completion import UMaskCompleter  # noqa: E402
-from generative.config import DIT_PRESETS  # noqa: E402
-from generative.train import TrainConfig, fit  # noqa: E402
-from uscope.data import TensorConfig, build_tensors, read_netfp  # noqa: E402
-from uscope.profile import profile_users  # noqa: E402
-from uscope.recommend.evaluate import (  # noqa: E402
+from generative.completion import UMaskCompleter
+from generative.config import DIT_PRESETS
+from generative.train import TrainConfig, fit
+from uscope.data import TensorConfig, build_tensors, read_netfp
+from uscope.profile import profile_users
+from uscope.recommend.evaluate import (
     EvalConfig,
     cutoff_time,
     evaluate_recommendations,

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import markdown_table, write_section
 from umask_data import BenchData, netfp, simulated
-from generative.figures import plot_masks
 
 from generative.completion import UMaskCompleter
 from generative.config import DIT_PRESETS
 from generative.evaluate import compare, group_errors
+from generative.figures import plot_masks
 from generative.tasks import task_masks
 from generative.train import TrainConfig, fit
 

@@ -6,12 +6,11 @@ import subprocess
 import sys
 
 import pandas as pd
-
 from conftest import NETFP_CSV, REPO
 
 
 def uscope(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "uscope", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "uscope", *map(str, args)], check=False, cwd=cwd,
                           capture_output=True, text=True, timeout=600)
 
 

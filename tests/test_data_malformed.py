@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import TSINGHUA
+
 from uscope.data import DataError, read_events, read_netfp, read_tsinghua
 
 GOOD = "0 20160420081319 1 361 1920"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import NETFP_CSV, TSINGHUA
+
 from uscope.data import DataError, fit_location_categories, read_netfp, read_tsinghua
 from uscope.data.tsinghua import read_app_categories, read_base_poi, read_category_names
 

@@ -54,9 +54,9 @@ def test_kinds_and_bad_input(population, netfp_events):
     rec = Recommender(profiles, events, "popular")
     user = profiles.user_ids[1]
     places = rec.recommend(user, kind="location", k=3)
-    assert set(i.item for i in places) <= set(events["location_category"])
+    assert {i.item for i in places} <= set(events["location_category"])
     intents = rec.recommend(user, kind="intent", k=3)
-    assert set(i.item for i in intents) <= set(events["app_category"])
+    assert {i.item for i in intents} <= set(events["app_category"])
     with pytest.raises(ValueError, match="unknown kind"):
         rec.recommend(user, kind="song")
     with pytest.raises(KeyError, match="not in the profile set"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import NETFP_CSV
+
 from uscope.data import BehaviourTensors, TensorConfig, build_tensors, validate_events
 from uscope.data.schema import DataError
 

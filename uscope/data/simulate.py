@@ -41,7 +41,7 @@ class Archetype:
 
 
 # Parts of the day on weekdays; weekends use "weekend" for the day parts.
-DAY_PARTS = {"night": range(0, 7), "morning": range(7, 9), "day": range(9, 18),
+DAY_PARTS = {"night": range(7), "morning": range(7, 9), "day": range(9, 18),
              "evening": range(18, 22), "late": range(22, 24)}
 
 ARCHETYPES = {
