@@ -94,3 +94,15 @@ def test_tsinghua_directory_with_documented_trace(shared_data, tmp_path):
     assert first["app_category"] == category_of_361
     assert events["location_category"].notna().all()
     assert events.loc[2, "location_category"] == data.locations.categories["7"]
+
+
+def test_netfp_english_names_cover_the_file(netfp_events):
+    events, _ = netfp_events
+    english, report = read_netfp(NETFP_CSV, language="en")
+    assert report.notes == []  # every app and category has a gloss
+    assert english["app"].nunique() == events["app"].nunique() == 52
+    assert english["app_category"].nunique() == events["app_category"].nunique() == 19
+    assert "WeChat" in set(english["app"]) and "Messaging" in set(english["app_category"])
+    assert english["timestamp"].equals(events["timestamp"])
+    with pytest.raises(ValueError, match="language"):
+        read_netfp(NETFP_CSV, language="fr")
