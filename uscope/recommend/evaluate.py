@@ -63,11 +63,13 @@ def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
     """History before `cutoff`, and per user the items first used after it."""
     history = events[events["timestamp"] < cutoff].reset_index(drop=True)
     future = events[events["timestamp"] >= cutoff]
+    past = dict(iter(history.groupby("user_id")))  # user -> their history rows
     targets = {}
     for user, rows in future.groupby("user_id"):
-        seen = used_items(history[history["user_id"] == user], kind)
-        new = used_items(rows, kind) - seen
-        if new and user in set(history["user_id"]):
+        if user not in past:
+            continue  # nothing before the cut-off: not a novelty case
+        new = used_items(rows, kind) - used_items(past[user], kind)
+        if new:
             targets[str(user)] = new
     return history, targets
 
