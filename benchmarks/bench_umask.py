@@ -38,7 +38,9 @@ from generative.tasks import task_masks
 from generative.train import TrainConfig, fit
 
 TASKS = ["short_term", "long_term", "cold_start"]
-MAIN = ["U-MASK", "fixed-mask control", "historical average", "seasonal naive", "population mean"]
+CONTROL = "fixed-mask control"
+MATCHED = f"{CONTROL} (matched budget)"
+MAIN = ["U-MASK", CONTROL, MATCHED, "historical average", "seasonal naive", "population mean"]
 
 
 NOTES = """
@@ -63,7 +65,7 @@ def train_pair(data: BenchData, train_idx: torch.Tensor, seed: int, args) -> dic
     V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
                torch.from_numpy(data.h))
     models = {}
-    for name, policy in [("U-MASK", "adaptive"), ("fixed-mask control", "fixed")]:
+    for name, policy in [("U-MASK", "adaptive"), (CONTROL, "fixed")]:
         C, T, Hh, W = V.shape[1:]
         cfg = DIT_PRESETS[args.preset](channels=C, n_slots=T, height=Hh, width=W,
                                        patch=(data_patch(T), Hh, W), user_dim=H.shape[1],
@@ -106,7 +108,8 @@ def run_seed(data: BenchData, seed: int, args) -> dict:
         out["tasks"][task] = compare(
             models, V[test], O[test], H[test], task, train_values=V[train],
             train_scored=O[train], groups=data.groups, season=data.season,
-            n_samples=args.samples, steps=args.eval_steps, seed=seed)
+            n_samples=args.samples, steps=args.eval_steps, seed=seed,
+            budget_matched=("U-MASK", CONTROL))
     models["U-MASK"].save(Path(args.workdir) / data.key / f"seed{seed}")
     return out
 
@@ -158,10 +161,11 @@ def run_dataset(data: BenchData, args) -> str:
             def rmse(method, s, task=task, group=group):
                 return results[s]["tasks"][task][method][group]["rmse"]
             vs_ha = [rmse("U-MASK", s) / rmse("historical average", s) for s in args.seeds]
-            vs_fx = [rmse("U-MASK", s) / rmse("fixed-mask control", s) for s in args.seeds]
+            vs_fx = [rmse("U-MASK", s) / rmse(CONTROL, s) for s in args.seeds]
+            vs_mb = [rmse("U-MASK", s) / rmse(MATCHED, s) for s in args.seeds]
             ev = [results[s]["tasks"][task]["U-MASK"]["_evidence_ratio"]["mean"]
                   for s in args.seeds]
-            evf = [results[s]["tasks"][task]["fixed-mask control"]["_evidence_ratio"]["mean"]
+            evf = [results[s]["tasks"][task][CONTROL]["_evidence_ratio"]["mean"]
                    for s in args.seeds]
             ratio_rows.append({
                 "task": task, "group": group,
@@ -169,6 +173,8 @@ def run_dataset(data: BenchData, args) -> str:
                 "beats HA (seeds)": f"{sum(r < 1 for r in vs_ha)}/{len(vs_ha)}",
                 "RMSE U-MASK / control": fmt(vs_fx),
                 "beats control (seeds)": f"{sum(r < 1 for r in vs_fx)}/{len(vs_fx)}",
+                "RMSE U-MASK / matched-budget control": fmt(vs_mb),
+                "beats matched (seeds)": f"{sum(r < 1 for r in vs_mb)}/{len(vs_mb)}",
                 "evidence ratio U-MASK / control": f"{statistics.mean(ev):.3f} / "
                                                    f"{statistics.mean(evf):.3f}"})
     body.append("\nRatios (< 1: U-MASK better), mean ± std over seeds; evidence ratio = "

@@ -35,12 +35,16 @@ def group_errors(pred: Tensor, truth: Tensor, target_mask: Tensor,
 def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor, h: Tensor,
             task: str, *, train_values: Tensor, train_scored: Tensor, groups: dict[str, list[int]],
             scored: Tensor | None = None, season: int = 24, n_samples: int = 5,
-            sampler: str = "ddim", steps: int | None = 20, seed: int = 0
+            sampler: str = "ddim", steps: int | None = 20, seed: int = 0,
+            budget_matched: tuple[str, str] | None = None
             ) -> dict[str, dict[str, dict[str, float]]]:
     """Errors of every model and baseline for ``task`` on test users: {method: {group: metrics}}.
 
     Baselines see the whole history window (all candidates) for warm tasks; for cold start they
     see the same fixed random budget as the fixed-mask control.
+    ``budget_matched=(adaptive, fixed)`` adds the row "<fixed> (matched budget)": the fixed-mask
+    model completing from uniform random evidence of the same size as the adaptive model's mean
+    revealed budget, so a gain of the adaptive mask cannot come from revealing more.
     """
     scored = observed if scored is None else scored
     any_model = next(iter(models.values()))
@@ -50,9 +54,18 @@ def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor,
     ids = torch.full((values.shape[0],), tid, dtype=torch.long)
     tm = task_masks(tasks, ids, observed, scored)
     results = {}
-    for name, model in models.items():
+    runs = [(name, model, None) for name, model in models.items()]
+    if budget_matched is not None:
+        adaptive, fixed = budget_matched
+        runs.append((f"{fixed} (matched budget)", models[fixed], adaptive))
+    for name, model, match in runs:
+        evidence_override = None
+        if match is not None:
+            ratio = results[match]["_evidence_ratio"]["mean"]
+            evidence_override = fixed_random_mask(tm.candidates, ratio,
+                                                  torch.Generator().manual_seed(seed))
         comp = model.complete(values, observed, h, task, n_samples=n_samples, sampler=sampler,
-                              steps=steps, seed=seed)
+                              steps=steps, seed=seed, evidence_mask=evidence_override)
         # RMSE of the sample mean (the squared-error-optimal point forecast), MAE of the sample
         # median (the absolute-error-optimal one).
         rmse = group_errors(comp.samples.mean(0), values, tm.target, groups)

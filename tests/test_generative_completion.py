@@ -159,3 +159,16 @@ def test_compare_scores_models_and_baselines_on_same_targets():
                   season=24)
     assert set(res) == {"U-MASK", "historical average", "seasonal naive", "population mean"}
     assert all(res[k]["app"]["rmse"] >= res[k]["app"]["mae"] >= 0 for k in res)
+
+
+def test_compare_budget_matched_control_reveals_the_adaptive_budget():
+    values, observed, h = _data()
+    models = {"U-MASK": _model(), "control": _model("fixed")}
+    res = compare(models, values, observed, h, "long_term", train_values=values,
+                  train_scored=observed, groups={"app": [0, 1, 2]}, n_samples=2, steps=3,
+                  season=24, budget_matched=("U-MASK", "control"))
+    matched = res["control (matched budget)"]["_evidence_ratio"]["mean"]
+    adaptive = res["U-MASK"]["_evidence_ratio"]["mean"]
+    # floor(ratio * T) coordinates per user: within one coordinate of the adaptive mean budget
+    assert adaptive - 1 / T <= matched <= adaptive
+    assert res["control (matched budget)"]["app"]["rmse"] > 0
