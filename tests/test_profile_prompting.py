@@ -132,3 +132,23 @@ def test_truncation_and_unknown_apps_are_stated():
     text = load_template("profile_v2").render(f).user
     assert "(most recent 20 of 50, budget 20)" in text
     assert "Apps of unknown category: 100%" in text and "Places" not in text
+
+
+def test_wheel_ships_every_prompt_where_prompts_dir_looks(tmp_path):
+    """A non-editable install has no source checkout: its templates come from the wheel's data
+    files, installed at <prefix>/share/uscope/prompts (uscope.profile.prompting.PROMPTS_DATA_DIR)."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    from uscope.profile.prompting import PROMPTS_DATA_DIR
+
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(repo), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("uscope-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {Path(n).stem for n in names
+               if Path(n).parent.parts[-3:] == PROMPTS_DATA_DIR and n.endswith(".j2")}
+    assert shipped == set(TEMPLATES) and shipped

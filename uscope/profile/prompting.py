@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sysconfig
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,10 +46,19 @@ def _finalize(value: Any) -> Any:
     return quote_user_text(value) if isinstance(value, UserText) else value
 
 
+PROMPTS_DATA_DIR = ("share", "uscope", "prompts")  # where a wheel install puts prompts/*.j2
+
+
 def prompts_dir() -> Path:
-    """Folder of the prompt templates: ``$USCOPE_PROMPTS`` or the repository's ``prompts/``."""
+    """Folder of the prompt templates: ``$USCOPE_PROMPTS``, else the source checkout's
+    ``prompts/`` (editable installs), else ``<prefix>/share/uscope/prompts`` (wheel installs)."""
     override = os.environ.get("USCOPE_PROMPTS")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "prompts"
+    if override:
+        return Path(override)
+    checkout = Path(__file__).resolve().parents[2] / "prompts"
+    if checkout.is_dir():
+        return checkout
+    return Path(sysconfig.get_path("data")).joinpath(*PROMPTS_DATA_DIR)
 
 
 @dataclass(frozen=True)
