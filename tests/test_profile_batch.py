@@ -186,3 +186,45 @@ def test_cli_reports_bad_input_clearly(tmp_path):
     proc = _cli(empty, tmp_path / "o.parquet", "--shard", "2/2")
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "0 <= i < n" in stderr
+
+
+class FlakyEndpoint:
+    """The heuristic writer behind an endpoint that is down for some users on the first run."""
+
+    def __init__(self, down_for: set[str]):
+        self.inner, self.down_for = make_backend("heuristic"), set(down_for)
+        self.name, self.model = self.inner.name, self.inner.model
+        self.seen: list[str] = []
+
+    def generate(self, requests):
+        from uscope.profile.backends.base import Generation
+
+        self.seen += [r.user_id for r in requests]
+        texts = self.inner.generate(requests)
+        return [Generation(None, "endpoint timed out") if r.user_id in self.down_for else t
+                for r, t in zip(requests, texts)]
+
+
+def test_retry_failed_profiles_only_the_failed_users_again(tmp_path, encoder):
+    events = population(12)
+    users = sorted(events["user_id"].unique())
+    out = tmp_path / "p.parquet"
+    config = JobConfig(chunk_size=5, profile=ProfileConfig(retries=0, backoff_s=0.0))
+    first = run_profile_job(events, out, FlakyEndpoint(set(users[:3])), encoder, config)
+    assert first.n_failed == 3 and set(first.failures) == set(users[:3])
+
+    # --resume alone keeps the finished output; --retry-failed redoes exactly the failed users
+    plain = run_profile_job(events, out, FlakyEndpoint(set()), encoder,
+                            JobConfig(chunk_size=5, resume=True))
+    assert plain.n_failed == 3 and plain.n_profiled == 0
+    healed = FlakyEndpoint(set())
+    retry = run_profile_job(events, out, healed, encoder,
+                            JobConfig(chunk_size=5, resume=True, retry_failed=True,
+                                      profile=ProfileConfig(retries=0, backoff_s=0.0)))
+    assert sorted(healed.seen) == users[:3]
+    assert retry.n_failed == 0 and retry.n_profiled == 3
+    final = ProfileSet.load(out)
+    assert sorted(final.user_ids) == users and final.frame["status"].eq("ok").all()
+    assert not parts_dir(out).exists()
+    with pytest.raises(ValueError, match="resume"):
+        JobConfig(retry_failed=True)

@@ -6,7 +6,8 @@ complete or absent) with ``job.json`` describing the job. When every user of the
 chunk, the chunks are merged into ``profiles.parquet`` (atomically) and the parts folder is
 removed. Killed at any point (SIGKILL included), a rerun with ``resume=True`` reads the chunks,
 skips their users and profiles only the rest: every user ends up exactly once, and no finished
-user is profiled again. ``shard=(i, n)`` keeps the users whose stable hash is i mod n, so n
+user is profiled again. With ``retry_failed=True`` as well, users whose profile failed (status
+"failed", e.g. an endpoint that timed out) are profiled again and their rows replaced. ``shard=(i, n)`` keeps the users whose stable hash is i mod n, so n
 processes or nodes split a population without coordination.
 """
 
@@ -63,10 +64,13 @@ class JobConfig:
     shard: tuple[int, int] = (0, 1)
     chunk_size: int = 256  # users per chunk file (the unit of work lost to a kill)
     resume: bool = False
+    retry_failed: bool = False  # with resume: profile the failed users of the earlier run again
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.retry_failed and not self.resume:
+            raise ValueError("retry_failed continues an earlier run: it needs resume=True")
 
 
 @dataclass
@@ -152,6 +156,28 @@ def _finished_users(parts: Path) -> set[str]:
     return done
 
 
+def _drop_failed_rows(parts: Path) -> int:
+    """Rewrite (atomically) every chunk holding failed users without them; returns how many."""
+    dropped = 0
+    for chunk in _chunk_files(parts):
+        rows = ProfileSet.load(chunk)
+        failed = rows.frame["status"] == STATUS_FAILED
+        if failed.any():
+            ProfileSet(rows.frame[~failed].reset_index(drop=True)).save(chunk)
+            dropped += int(failed.sum())
+    return dropped
+
+
+def _reopen_finished(out: Path, parts: Path) -> None:
+    """Turn a finished output back into one chunk so that its failed users can be retried.
+
+    Idempotent under a kill: the chunk is rebuilt from ``out`` until ``out`` is removed last."""
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    ProfileSet.load(out).save(parts / "chunk-000001.parquet")
+    out.unlink()
+
+
 def _merge(parts: Path, users: Sequence[str], out: Path) -> ProfileSet:
     merged = ProfileSet.concat(ProfileSet.load(c) for c in _chunk_files(parts))
     ids = merged.user_ids
@@ -204,11 +230,15 @@ def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backe
         if sorted(result.user_ids) != sorted(users):
             raise DataError(f"{out} holds other users than this shard; choose another --out",
                             source=str(out), field="user_id")
-        shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
-        return _summary(out, result, len(users), len(users), 0, config, started)
+        if not (config.retry_failed and len(result.failures)):
+            shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
+            return _summary(out, result, len(users), len(users), 0, config, started)
+        _reopen_finished(out, parts)
     parts.mkdir(exist_ok=True)
     _clean_temp_files(parts, prefix=".")
     _check_job(parts, _job_record(config, backend, encoder, users))
+    if config.retry_failed:
+        _drop_failed_rows(parts)
     done = _finished_users(parts)
     todo = [u for u in users if u not in done]
     update = progress(len(users) - len(todo), len(users)) if progress else None
