@@ -51,8 +51,9 @@ How to read these tables:
   mean where a user has no evidence). "population mean" is the training users' mean at each
   (channel, slot): a non-personal reference.
 - The control's ratio is fixed at each task's initial rho; U-MASK learns its budget (eq. 12-13),
-  so the two may reveal different amounts of evidence: compare the "evidence ratio" column
-  before crediting a gain to where the mask looks rather than to how much it reveals.
+  so the two may reveal different amounts of evidence. The "matched budget" row runs the
+  control model on uniform random evidence of U-MASK's own mean budget, so a gain over it comes
+  from where the mask looks, not from how much it reveals.
 - netfp has no location (H = W = 1): the spatial affinity (eq. 15) is one number per user, so
   U-MASK masks differ between users only through their budgets k_b; which slots are revealed is
   decided by the learned temporal profiles phi (eq. 14).
