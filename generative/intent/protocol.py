@@ -22,6 +22,7 @@ from generative.intent.data import (
     split_users,
 )
 from generative.intent.losses import intent_distribution
+from uscope.synth.guard import require_real
 
 
 @dataclass
@@ -61,6 +62,7 @@ def build_protocol(events: pd.DataFrame, data_config: IntentDataConfig,
     The vocabulary (the label space: events, intents, locations) is fitted on the whole table
     unless given; no statistic of the held-out users enters any population-side fit.
     """
+    require_real(events, source)  # synthetic events never enter an evaluation split
     vocab = vocab or IntentVocab.fit(events, data_config)
     seqs = build_sequences(events, data_config, vocab, source=source)
     population_users, individual_users = split_users(len(seqs.user_ids), config.n_individual,

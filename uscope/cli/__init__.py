@@ -14,7 +14,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each area module adds its commands to `app` when imported.
-    from uscope.cli import complete, data, demo, intent, profile, recommend  # noqa: F401
+    from uscope.cli import complete, data, demo, intent, profile, recommend, synth  # noqa: F401
 
 
 _register()

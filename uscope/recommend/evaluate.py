@@ -25,6 +25,7 @@ from uscope.profile import ProfileSet, profile_users
 from uscope.recommend.items import used_items
 from uscope.recommend.metrics import ranking_metrics
 from uscope.recommend.recommender import Recommender
+from uscope.synth.guard import require_real
 
 
 @dataclass
@@ -60,7 +61,8 @@ def cutoff_time(events: pd.DataFrame, cutoff: str | float) -> pd.Timestamp:
 
 def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
                   ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
-    """History before `cutoff`, and per user the items first used after it."""
+    """History before `cutoff`, and per user the items first used after it (real events only)."""
+    require_real(events, "novelty_split")
     history = events[events["timestamp"] < cutoff].reset_index(drop=True)
     future = events[events["timestamp"] >= cutoff]
     past = dict(iter(history.groupby("user_id")))  # user -> their history rows
@@ -106,6 +108,7 @@ def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = N
     """
     config = config or EvalConfig()
     events = validate_events(events)
+    require_real(events, "evaluate_recommendations")  # synthetic events never enter a split
     say = progress or (lambda _message: None)
     results = []
     if config.protocol == "novelty":

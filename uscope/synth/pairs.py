@@ -1,0 +1,123 @@
+"""(app, location) pairs of H_u (eq. 21) and the sets the synthesis constraint is built from.
+
+Seed paper 000, Sec. 5.2: during generation, app-location pairs with zero empirical
+co-occurrence in H_u are disallowed unless the profile implies exploratory intent. So:
+- ``allowed_pairs(history)``: the pairs with non-zero co-occurrence in the user's real events;
+- ``population_pairs(events)`` + ``exploration_candidates(...)``: pairs that other users really
+  produced, outside the user's allowed set, which an exploratory user may try within a budget.
+
+A pair is written as one line of text, ``"<app category>/<app> @ <place category>/<place>"``
+(``"@ -"`` when no place is recorded), so the language model sees the categories' words before
+the ids. ``check_serialisable`` rejects values that would make that text ambiguous.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.schema import DataError
+
+SEPARATOR = " @ "
+NO_PLACE = "-"
+# characters that would break the line format (time | pair) or the pair format
+_FORBIDDEN_ANYWHERE = ("\n", "\r", "|", SEPARATOR)
+_FORBIDDEN_IN_ID = ("/",)
+
+
+@dataclass(frozen=True, order=True)
+class Pair:
+    """One (a_t, l_t) of eq. 21 with the categories the fidelity of eq. 26 is measured on."""
+
+    app_category: str
+    app: str
+    location_category: str | None
+    location_id: str | None
+
+    def text(self) -> str:
+        place = NO_PLACE if self.location_id is None else \
+            f"{self.location_category}/{self.location_id}"
+        return f"{self.app_category}/{self.app}{SEPARATOR}{place}"
+
+    @classmethod
+    def parse(cls, text: str) -> Pair:
+        """Inverse of ``text``; raises ValueError on text that is not a pair."""
+        app_part, sep, place_part = text.strip().partition(SEPARATOR)
+        if not sep or "/" not in app_part:
+            raise ValueError(f"not an 'app @ place' pair: {text!r}")
+        app_category, app = app_part.rsplit("/", 1)
+        if place_part == NO_PLACE:
+            return cls(app_category, app, None, None)
+        if "/" not in place_part:
+            raise ValueError(f"place {place_part!r} is not '<category>/<id>' or {NO_PLACE!r}")
+        location_category, location_id = place_part.rsplit("/", 1)
+        if not (app_category and app and location_category and location_id):
+            raise ValueError(f"empty field in pair {text!r}")
+        return cls(app_category, app, location_category, location_id)
+
+
+def check_serialisable(events: pd.DataFrame, source: str = "<events>") -> None:
+    """Raise ``DataError`` (row and field) for a value the pair text cannot carry unambiguously."""
+    for column in ("app", "app_category", "location_id", "location_category"):
+        values = events[column].astype("string")
+        bad = np.zeros(len(values), dtype=bool)
+        forbidden = _FORBIDDEN_ANYWHERE + (_FORBIDDEN_IN_ID if column in ("app", "location_id")
+                                           else ())
+        for token in forbidden:
+            bad |= values.str.contains(token, regex=False).fillna(False).to_numpy(dtype=bool)
+        if column == "location_id":
+            bad |= values.eq(NO_PLACE).fillna(False).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"value {values.iloc[row]!r} contains one of {list(forbidden)}, "
+                            "which the synthesis text format reserves", source=source, line=row,
+                            field=column)
+    has_id = events["location_id"].notna().to_numpy()
+    has_category = events["location_category"].notna().to_numpy()
+    if (has_id & ~has_category).any():
+        row = int(np.flatnonzero(has_id & ~has_category)[0])
+        raise DataError("a place needs its location_category for synthesis", source=source,
+                        line=row, field="location_category")
+
+
+def _cell(value) -> str | None:
+    return None if pd.isna(value) else str(value)
+
+
+def pairs_of(events: pd.DataFrame) -> list[Pair]:
+    """The pair of every row, in row order."""
+    columns = [events[c].to_numpy(dtype=object) for c in
+               ("app_category", "app", "location_category", "location_id")]
+    return [Pair(str(c), str(a), _cell(lc) if _cell(lid) is not None else None, _cell(lid))
+            for c, a, lc, lid in zip(*columns)]
+
+
+def pair_counts(events: pd.DataFrame) -> Counter[Pair]:
+    """Co-occurrence counts of (app, place) in ``events`` (item-level C_u of eq. 21-22)."""
+    return Counter(pairs_of(events))
+
+
+def allowed_pairs(history: pd.DataFrame) -> frozenset[Pair]:
+    """The pairs with non-zero empirical co-occurrence in H_u: always allowed (Sec. 5.2)."""
+    return frozenset(pair_counts(history))
+
+
+def population_pairs(events: pd.DataFrame) -> Counter[Pair]:
+    """How often each pair occurs in the whole (real) population."""
+    return pair_counts(events)
+
+
+def exploration_candidates(allowed: Iterable[Pair], population: Counter[Pair],
+                           limit: int) -> tuple[Pair, ...]:
+    """Out-of-set pairs an exploratory user may try: the ``limit`` most frequent population
+    pairs not in ``allowed`` (ties by the pair's text), so every candidate is a real pattern."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    own = set(allowed)
+    outside = [(count, pair) for pair, count in population.items() if pair not in own]
+    outside.sort(key=lambda cp: (-cp[0], cp[1].text()))
+    return tuple(pair for _, pair in outside[:limit])
