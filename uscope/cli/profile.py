@@ -34,6 +34,8 @@ def profile(
     shard: Annotated[str, typer.Option(help="i/n: profile the users whose stable hash is i "
                                             "mod n (0-based).")] = "0/1",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into --out.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="With --resume: profile the users whose "
+                                                    "profile failed again.")] = False,
     template: Annotated[str, typer.Option(help="Prompt template name in prompts/ or .j2 path.")]
     = "profile_v2",
     max_events: Annotated[int, typer.Option(help="History budget: most recent events kept "
@@ -46,6 +48,9 @@ def profile(
     concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
     tensor_parallel: Annotated[int, typer.Option(help="vllm backend: GPUs per model.")] = 1,
     lora: Annotated[str | None, typer.Option(help="vllm backend: LoRA adapter folder.")] = None,
+    adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder (e.g. from recipes/"
+                                                     "dpo.py) for the transformers backend; "
+                                                     "same as --lora for vllm.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format (default: by "
                                                              "suffix).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -73,17 +78,22 @@ def profile(
         torch.set_num_threads(threads)
     try:
         shard_spec = parse_shard(shard)
+        if adapter and backend not in ("transformers", "vllm"):
+            raise ValueError(f"--adapter applies to the transformers and vllm backends, not "
+                             f"{backend!r}")
         options: dict = {}
         if backend == "openai":
             options = {"timeout_s": timeout, "concurrency": concurrency}
             if base_url:
                 options["base_url"] = base_url
         elif backend == "vllm":
-            options = {"tensor_parallel_size": tensor_parallel, "lora_path": lora}
+            options = {"tensor_parallel_size": tensor_parallel, "lora_path": lora or adapter}
+        elif backend == "transformers" and adapter:
+            options = {"adapter": adapter}
         config = JobConfig(
             profile=ProfileConfig(template=template, features=FeatureConfig(max_events=max_events),
                                   batch_size=batch_size, retries=retries),
-            shard=shard_spec, chunk_size=chunk_size, resume=resume,
+            shard=shard_spec, chunk_size=chunk_size, resume=resume, retry_failed=retry_failed,
         )
         table, _ = read_any(events, fmt, lenient=False, rejects=None)
         if table.empty:  # before any model is loaded

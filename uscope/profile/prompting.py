@@ -86,7 +86,11 @@ class PromptTemplate:
         return f"{self.name}@{digest}"
 
     def render(self, features: UserFeatures) -> Prompt:
-        module = _compile(self.source).make_module(prompt_context(features))
+        return self.render_context(prompt_context(features))
+
+    def render_context(self, context: dict[str, Any]) -> Prompt:
+        """Render with any context (wrap user-derived strings in ``UserText``)."""
+        module = _compile(self.source).make_module(context)
         system = str(getattr(module, "system", "")).strip()
         return Prompt(system=system, user=str(module).strip())
 

@@ -45,20 +45,18 @@ class LLMStrategy:
         if self._model is None:
             from uscope.models import load_instruct_lm
 
-            model, tokenizer = load_instruct_lm(self.model_name)
-            if self.adapter is not None:
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, str(self.adapter))
-                model.eval()
-            self._model, self._tokenizer = model, tokenizer
+            self._model, self._tokenizer = load_instruct_lm(self.model_name, adapter=self.adapter)
         return self._model, self._tokenizer
 
-    def prompt(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
+    def prompt_text(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
+        """The user message (also the prompt of the CoT training examples, uscope.tuning)."""
         used = sorted(used_items(query.history, kind))[:20]
-        text = PROMPT.format(profile=profile.strip() or "(no profile)",
+        return PROMPT.format(profile=profile.strip() or "(no profile)",
                              used=", ".join(used) or "nothing yet", noun=NOUNS[kind],
                              candidates=", ".join(candidates))
+
+    def prompt(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
+        text = self.prompt_text(query, kind, candidates, profile)
         _, tokenizer = self.load()
         messages = [{"role": "user", "content": text}]
         return tokenizer.apply_chat_template(messages, tokenize=False,
@@ -110,13 +108,17 @@ class LLMStrategy:
         answer = generator(f"{lead} {reason}\nAnswer: ", max_new_tokens=32).strip()
         return f"Reason: {reason} Answer: {answer}"
 
-    def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
+    def shortlist(self, index: CatalogueIndex, query: Query, kind: str) -> list[int]:
+        """Catalogue indices of the candidates: the most popular items the user has not used."""
         catalogue = index.matrix(kind).items
         used = used_items(query.history, kind)
         popularity = index.matrix(kind).popularity()
-        # the most popular unused items are the candidates the model chooses among
         order = [i for i in np.argsort(-popularity, kind="stable") if catalogue[i] not in used]
-        shortlist = order[: self.max_candidates]
+        return order[: self.max_candidates]
+
+    def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
+        catalogue = index.matrix(kind).items
+        shortlist = self.shortlist(index, query, kind)
         candidates = [catalogue[i] for i in shortlist]
         scores = np.full(len(catalogue), -np.inf)
         if not candidates:

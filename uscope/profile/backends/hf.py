@@ -1,7 +1,8 @@
 """pi_theta (eq. 23) as any ``transformers`` causal LM with its chat template, batched.
 
 Default: the bundled SmolLM2-135M-Instruct (``uscope.models.load_instruct_lm``), offline. Any
-other model by path or hub id. Prompts are left-padded so one ``generate`` call serves a batch.
+other model by path or hub id, optionally with a PEFT adapter on top. Prompts are left-padded
+so one ``generate`` call serves a batch.
 """
 
 from __future__ import annotations
@@ -30,14 +31,19 @@ class TransformersBackend:
 
     def __init__(self, model: str | os.PathLike | None = None,
                  generation: GenerationConfig | None = None, *, loaded: tuple[Any, Any] | None = None,
-                 label: str | None = None):
-        """``loaded`` = an already loaded (model, tokenizer) pair, e.g. shared between jobs."""
+                 label: str | None = None, adapter: str | os.PathLike | None = None):
+        """``loaded`` = an already loaded (model, tokenizer) pair, e.g. shared between jobs;
+        ``adapter`` = a PEFT (LoRA) adapter folder, e.g. trained by ``recipes/dpo.py``."""
+        if loaded is not None and adapter is not None:
+            raise ValueError("pass adapter= with a model to load, not with an already loaded one")
         self.generation = generation or GenerationConfig()
-        self.lm, self.tokenizer = loaded if loaded is not None else load_instruct_lm(model)
+        self.lm, self.tokenizer = loaded if loaded is not None else load_instruct_lm(
+            model, adapter=adapter)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = label or model_label(model, SMOLLM2_NAME)
+        self.model = label or model_label(model, SMOLLM2_NAME) + (
+            f"+{adapter}" if adapter is not None else "")
 
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         import torch

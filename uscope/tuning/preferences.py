@@ -1,0 +1,190 @@
+"""Preference triplets (x, y_w, y_l) for DPO (seed paper 000, Sec. 5.3, eq. 27).
+
+x is the profiling prompt x_u (``prompts/profile_v2.j2``) of one user; y_w a profile that is
+consistent with the user's history H_u (the teacher's, or the best of several samples); y_l a
+profile from a heuristic or mismatched baseline: the heuristic writer's text, or the chosen
+profile of another user (the one whose app-category usage is least like this user's).
+
+"Consistent with H_u" is measured by the consistency score stated here:
+
+    c(y | H_u) = R(y) - F(y),  in [-1, 1]
+    R(y) = |E_u ∩ M(y)| / |E_u|    evidence recall: E_u = the user's top-3 app categories and
+                                   top place (as in ``uscope.profile.quality.faithfulness``)
+    F(y) = |M(y) \\ U_u| / |M(y)|   false mentions: M(y) = category and place names of the
+                                   population named in y, U_u = those the user actually used
+
+A triplet is kept only when c(y_w | H_u) - c(y_l | H_u) > margin; the others are dropped and
+counted, so every written pair prefers the profile that fits the evidence better.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from uscope.data.schema import UNKNOWN_CATEGORY
+from uscope.profile.backends import ProfileRequest, generate_with_retries
+from uscope.profile.backends.heuristic import heuristic_profile
+from uscope.profile.features import NO_LOCATION, UserFeatures
+from uscope.profile.quality import category_usage
+from uscope.tuning.joblog import JobLog
+
+REJECTED_SOURCES = ("mismatched", "heuristic")
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.casefold().replace("_", " ").split())
+
+
+def mentioned(text: str | None, names: Iterable[str]) -> set[str]:
+    """The names that occur in ``text`` as whole words (case-insensitive, "_" = " ").
+
+    Longer names are matched first and blanked out, so "Business affairs" does not also count
+    as a mention of "Business".
+    """
+    remaining = _normal(text or "")
+    found = set()
+    for name in sorted(set(names), key=lambda n: (-len(n), n)):
+        pattern = re.compile(rf"(?<!\w){re.escape(_normal(name))}(?!\w)")
+        if pattern.search(remaining):
+            found.add(name)
+            remaining = pattern.sub(" ", remaining)
+    return found
+
+
+def used_names(f: UserFeatures) -> set[str]:
+    """App categories and places with at least one event in the user's history."""
+    categories = {c for c, n in zip(f.app_categories, f.C_u.sum(axis=0)) if n > 0}
+    places = {p for p, n in zip(f.locations, f.C_u.sum(axis=1)) if n > 0}
+    return (categories | places) - {UNKNOWN_CATEGORY, NO_LOCATION}
+
+
+def evidence_names(f: UserFeatures) -> list[str]:
+    """E_u: the top-3 app categories and the top place."""
+    names = [c for c, _ in f.top_categories[:3]]
+    if f.top_places:
+        names.append(f.top_places[0][0])
+    return names
+
+
+def vocabulary(features: Iterable[UserFeatures]) -> set[str]:
+    """Every category and place name of the population (what a profile could name)."""
+    names: set[str] = set()
+    for f in features:
+        names |= set(f.app_categories) | set(f.locations)
+    return names - {UNKNOWN_CATEGORY, NO_LOCATION}
+
+
+def consistency_score(text: str | None, f: UserFeatures, names: set[str]) -> float:
+    """c(y | H_u) = R(y) - F(y) (module docstring); ``names`` = ``vocabulary(...)``."""
+    evidence = evidence_names(f)
+    named = mentioned(text, names | set(evidence))
+    recall = len(named & set(evidence)) / len(evidence) if evidence else 0.0
+    false = len(named - used_names(f)) / len(named) if named else 0.0
+    return recall - false
+
+
+@dataclass
+class PreferenceReport:
+    users: int = 0
+    written: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> users
+    chosen_scores: list[float] = field(default_factory=list)
+    rejected_scores: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        mean = (lambda xs: round(float(np.mean(xs)), 4) if xs else None)
+        return {"users": self.users, "written": self.written, "dropped": dict(self.dropped),
+                "mean_chosen_consistency": mean(self.chosen_scores),
+                "mean_rejected_consistency": mean(self.rejected_scores)}
+
+
+def best_sample(samples: Sequence[str], f: UserFeatures, names: set[str]) -> tuple[str, float]:
+    """The sample with the highest consistency score (the first one on ties)."""
+    scores = [consistency_score(s, f, names) for s in samples]
+    best = int(np.argmax(scores))
+    return samples[best], scores[best]
+
+
+def least_similar(users: Sequence[str], features: Mapping[str, UserFeatures]) -> dict[str, str]:
+    """For each user, the other user whose app-category usage is least similar (cosine)."""
+    usage, _ = category_usage([features[u] for u in users])  # (N, A)
+    norm = np.linalg.norm(usage, axis=1, keepdims=True)
+    unit = usage / np.where(norm > 0, norm, 1.0)
+    similarity = unit @ unit.T  # (N, N)
+    np.fill_diagonal(similarity, np.inf)
+    return {u: users[int(np.argmin(similarity[i]))] for i, u in enumerate(users)}
+
+
+def build_triplets(requests: Sequence[ProfileRequest], samples: Mapping[str, Sequence[str]], *,
+                   rejected: str = "mismatched", margin: float = 0.0,
+                   names: set[str] | None = None) -> tuple[list[dict], PreferenceReport]:
+    """One DPO row per user whose best sample beats its rejected profile by more than
+    ``margin`` in consistency. ``requests`` carry x_u and the features; ``samples`` maps user
+    -> candidate profiles y (from the teacher)."""
+    if rejected not in REJECTED_SOURCES:
+        raise ValueError(f"rejected must be one of {REJECTED_SOURCES}, got {rejected!r}")
+    features = {r.user_id: r.features for r in requests}
+    names = names if names is not None else vocabulary(features.values())
+    report = PreferenceReport(users=len(requests))
+    chosen: dict[str, tuple[str, float]] = {}
+    for r in requests:
+        texts = [t for t in samples.get(r.user_id, []) if t and t.strip()]
+        if texts:
+            chosen[r.user_id] = best_sample(texts, r.features, names)
+        else:
+            report.dropped["no usable sample from the teacher"] += 1
+    partner = least_similar(sorted(chosen), features) if len(chosen) > 1 else {}
+    rows = []
+    for r in requests:
+        if r.user_id not in chosen:
+            continue
+        y_w, c_w = chosen[r.user_id]
+        if rejected == "heuristic":
+            y_l = heuristic_profile(r.features)
+        elif r.user_id in partner:
+            y_l = chosen[partner[r.user_id]][0]
+        else:
+            report.dropped["no other user to mismatch with"] += 1
+            continue
+        c_l = consistency_score(y_l, r.features, names)
+        if y_l.strip() == y_w.strip() or c_w - c_l <= margin:
+            report.dropped["chosen not more consistent than rejected"] += 1
+            continue
+        report.chosen_scores.append(c_w)
+        report.rejected_scores.append(c_l)
+        rows.append({"prompt": r.prompt.messages,
+                     "chosen": [{"role": "assistant", "content": y_w}],
+                     "rejected": [{"role": "assistant", "content": y_l}],
+                     "user_id": r.user_id, "chosen_consistency": round(c_w, 4),
+                     "rejected_consistency": round(c_l, 4), "rejected_source": rejected})
+    report.written = len(rows)
+    return rows, report
+
+
+def collect_samples(requests: Sequence[ProfileRequest], teacher: Any, log: JobLog, *,
+                    samples: int = 1, batch_size: int = 8, retries: int = 1,
+                    progress: Callable[[int], Any] | None = None) -> dict[str, list[str]]:
+    """``samples`` candidate profiles per user from ``teacher`` (a profile backend), logged
+    per batch so a killed run resumes; returns user -> texts (failed samples left out)."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    pending = [r for r in requests if r.user_id not in log]
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start:start + batch_size]
+        repeated = [r for r in batch for _ in range(samples)]
+        outcomes = generate_with_retries(teacher, repeated, retries=retries, backoff_s=0.0)
+        log.append({"key": r.user_id,
+                    "samples": [o.text for o in outcomes[i * samples:(i + 1) * samples]],
+                    "errors": [o.error for o in outcomes[i * samples:(i + 1) * samples]
+                               if o.error]}
+                   for i, r in enumerate(batch))
+        if progress is not None:
+            progress(len(batch))
+    return {r.user_id: [t for t in log.records[r.user_id]["samples"] if t]
+            for r in requests}
