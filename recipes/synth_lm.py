@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
-BUNDLED = "bundled:smollm2-135m"
-
 
 @dataclass
 class SynthScriptArguments(ScriptArguments):
@@ -38,12 +36,6 @@ class SynthScriptArguments(ScriptArguments):
     max_examples_per_user: int | None = field(default=8, metadata={
         "help": "Chunks drawn per user (None: all)."})
     chunk_seed: int = field(default=0, metadata={"help": "Seed of the chunk draw."})
-
-
-def resolve_model(name: str) -> str:
-    from uscope.models import smollm2_hf_dir
-
-    return str(smollm2_hf_dir()) if name == BUNDLED else name
 
 
 def build_dataset(args: SynthScriptArguments):
@@ -70,7 +62,9 @@ def main(script_args: SynthScriptArguments, training_args: SFTConfig,
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer, get_peft_config
 
-    model_path = resolve_model(model_args.model_name_or_path or BUNDLED)
+    from uscope.models import resolve_model_source
+
+    model_path = str(resolve_model_source(model_args.model_name_or_path))
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
