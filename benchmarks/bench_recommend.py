@@ -22,17 +22,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
 
-from uscope.data import read_netfp, simulate
+from uscope.data import cutoff_time, novelty_split, read_netfp, simulate
 from uscope.profile import profile_users
 from uscope.recommend import Recommender
-from uscope.recommend.evaluate import (
-    EvalConfig,
-    cutoff_time,
-    evaluate_recommendations,
-    location_only,
-    novelty_split,
-    summarise,
-)
+from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations, location_only, summarise
 
 NETFP = Path(__file__).resolve().parents[2] / "shared" / "data" / "netfp" / "data0117_dev.csv"
 SHOWN = ["users", "Recall@1", "Recall@3", "Recall@5", "NDCG@3", "NDCG@5", "MRR@5", "accuracy"]

@@ -27,14 +27,9 @@ from bench_recommend import table
 from generative.completion import UMaskCompleter
 from generative.config import DIT_PRESETS
 from generative.train import TrainConfig, fit
-from uscope.data import TensorConfig, build_tensors, read_netfp
+from uscope.data import TensorConfig, build_tensors, cutoff_time, novelty_split, read_netfp
 from uscope.profile import profile_users
-from uscope.recommend.evaluate import (
-    EvalConfig,
-    cutoff_time,
-    evaluate_recommendations,
-    novelty_split,
-)
+from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations
 
 NETFP = Path(__file__).resolve().parents[2] / "shared" / "data" / "netfp" / "data0117_dev.csv"
 

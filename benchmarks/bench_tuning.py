@@ -32,12 +32,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
 
-from uscope.data import save_events, simulate
+from uscope.data import cutoff_time, save_events, simulate
 from uscope.profile import GenerationConfig, profile_users
 from uscope.profile.features import FeatureConfig
 from uscope.profile.pipeline import build_requests
 from uscope.profile.prompting import load_template
-from uscope.recommend.evaluate import EvalConfig, cutoff_time, evaluate_recommendations
+from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations
 from uscope.tuning.formats import read_jsonl
 from uscope.tuning.preferences import build_triplets, consistency_score, vocabulary
 from uscope.tuning.tasks import split_users
@@ -91,8 +91,8 @@ def chance_row(events: pd.DataFrame, held_out: list[str], profiles, args) -> tup
     """What a uniform pick among the llm strategy's candidates scores (its shortlist is the
     most popular unused items, i.e. the popular strategy's top ``max_candidates``), and how
     many targets and candidates the held-out users have."""
+    from uscope.data import novelty_split
     from uscope.recommend import Recommender
-    from uscope.recommend.evaluate import novelty_split
 
     cut = cutoff_time(events, args.cutoff)
     history = events[events["timestamp"] < cut].reset_index(drop=True)

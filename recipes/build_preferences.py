@@ -24,11 +24,11 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    from uscope.data.splits import cutoff_time
     from uscope.profile.backends import HeuristicBackend
     from uscope.profile.features import FeatureConfig
     from uscope.profile.pipeline import build_requests
     from uscope.profile.prompting import load_template
-    from uscope.recommend.evaluate import cutoff_time
     from uscope.tuning.formats import TRAIN_FILE, validate_preferences, write_jsonl
     from uscope.tuning.joblog import JobLog
     from uscope.tuning.preferences import REJECTED_SOURCES, build_triplets, collect_samples

@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from uscope.data import DataError, validate_events
+from uscope.data import DataError, novelty_split, validate_events
 from uscope.profile import profile_users
 from uscope.recommend import Recommender
-from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations, novelty_split
+from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations
 from uscope.recommend.metrics import mrr_at, ndcg_at, ranking_metrics, recall_at
 
 

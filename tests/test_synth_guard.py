@@ -31,12 +31,8 @@ def test_require_real_names_the_split_the_row_and_the_count(simulated):
 
 
 def test_recommendation_evaluation_refuses_synthetic_events(simulated):
-    from uscope.recommend.evaluate import (
-        EvalConfig,
-        cutoff_time,
-        evaluate_recommendations,
-        novelty_split,
-    )
+    from uscope.data import cutoff_time, novelty_split
+    from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations
 
     mixed = _mixed(simulated.events)
     with pytest.raises(SyntheticInEvaluation, match="novelty_split"):

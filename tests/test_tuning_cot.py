@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import torch
 
+from uscope.data import novelty_split
 from uscope.profile import profile_users
 from uscope.profile.backends import GenerationConfig
 from uscope.profile.backends.openai_compat import OpenAIBackend, OpenAIConfig
 from uscope.profile.prompting import load_template
 from uscope.recommend import Recommender
-from uscope.recommend.evaluate import novelty_split
 from uscope.tuning.cot import (
     AnswerParseError,
     accepted_examples,

@@ -2,7 +2,7 @@
 
 Implements U-SCOPE / U-MASK (seed paper 000) and PITuning (seed paper 002). The stages, in the
 one direction data flows: ``uscope.data`` -> ``uscope.profile`` -> ``uscope.synth`` ->
-``generative`` -> ``uscope.recommend``.
+``uscope.tuning`` -> ``generative`` -> ``uscope.recommend`` (checked by tests/test_import_flow.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Data layer: validated event tables, readers, location categories, behaviour tensors,
-and the simulator that provides the package's embedded (simulated) default data."""
+the item views and novelty split that later stages share, and the simulator that provides the
+package's embedded (simulated) default data."""
 
 from uscope.data.generic import read_events
+from uscope.data.items import KIND_COLUMNS, UsageMatrix, item_column, known_items, used_items
 from uscope.data.locations import (
     LocationMap,
     cluster_gps_places,
@@ -19,12 +21,15 @@ from uscope.data.schema import (
     validate_events,
 )
 from uscope.data.simulate import SimulatedPopulation, simulate
+from uscope.data.splits import SyntheticInEvaluation, cutoff_time, novelty_split, require_real
 from uscope.data.tensor import BehaviourTensors, TensorConfig, build_tensors
 from uscope.data.tsinghua import TsinghuaData, read_tsinghua
 
 __all__ = [
-    "EVENT_COLUMNS", "BehaviourTensors", "DataError", "LocationMap", "ReadReport",
-    "SimulatedPopulation", "TensorConfig", "TsinghuaData", "build_tensors", "cluster_gps_places",
-    "fit_location_categories", "load_events", "place_centres", "poi_mix_near_places",
-    "read_events", "read_netfp", "read_tsinghua", "save_events", "simulate", "validate_events",
+    "EVENT_COLUMNS", "KIND_COLUMNS", "BehaviourTensors", "DataError", "LocationMap", "ReadReport",
+    "SimulatedPopulation", "SyntheticInEvaluation", "TensorConfig", "TsinghuaData",
+    "UsageMatrix", "build_tensors", "cluster_gps_places", "cutoff_time",
+    "fit_location_categories", "item_column", "known_items", "load_events", "novelty_split",
+    "place_centres", "poi_mix_near_places", "read_events", "read_netfp", "read_tsinghua",
+    "require_real", "save_events", "simulate", "used_items", "validate_events",
 ]

@@ -2,7 +2,8 @@
 
 Protocols (seed paper 000, RQ5 and Sec. 7.1.2):
 - ``novelty``: split time at a cut-off; each user's history is what came before it, the
-  targets are the items the user first used after it. Everyone's profile is written from the
+  targets are the items the user first used after it (``uscope.data.splits.novelty_split``,
+  re-exported here with ``cutoff_time``). Everyone's profile is written from the
   history only, so nothing after the cut-off leaks into the ranking.
 - ``coldstart``: recommend apps from location history only. For held-out users the app
   columns are hidden ("Unknown"); every profile is written from the location-only view of the
@@ -21,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.schema import UNKNOWN_CATEGORY, DataError, validate_events
+from uscope.data.splits import cutoff_time, novelty_split, require_real
 from uscope.profile import ProfileSet, profile_users
-from uscope.recommend.items import used_items
 from uscope.recommend.metrics import ranking_metrics
 from uscope.recommend.recommender import Recommender
-from uscope.synth.guard import require_real
+
+__all__ = ["EvalConfig", "cutoff_time", "evaluate_recommendations", "location_only",
+           "novelty_split", "summarise"]
 
 
 @dataclass
@@ -48,32 +51,6 @@ class EvalConfig:
             raise ValueError(f"protocol must be 'novelty' or 'coldstart', got {self.protocol!r}")
         if self.protocol == "coldstart" and self.kind != "app":
             raise ValueError("the coldstart protocol recommends apps (kind='app')")
-
-
-def cutoff_time(events: pd.DataFrame, cutoff: str | float) -> pd.Timestamp:
-    if isinstance(cutoff, (int, float)):
-        if not 0 < cutoff < 1:
-            raise ValueError("a fractional cutoff must lie strictly between 0 and 1")
-        start, end = events["timestamp"].min(), events["timestamp"].max()
-        return start + (end - start) * float(cutoff)
-    return pd.Timestamp(cutoff)
-
-
-def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
-                  ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
-    """History before `cutoff`, and per user the items first used after it (real events only)."""
-    require_real(events, "novelty_split")
-    history = events[events["timestamp"] < cutoff].reset_index(drop=True)
-    future = events[events["timestamp"] >= cutoff]
-    past = dict(iter(history.groupby("user_id")))  # user -> their history rows
-    targets = {}
-    for user, rows in future.groupby("user_id"):
-        if user not in past:
-            continue  # nothing before the cut-off: not a novelty case
-        new = used_items(rows, kind) - used_items(past[user], kind)
-        if new:
-            targets[str(user)] = new
-    return history, targets
 
 
 def location_only(events: pd.DataFrame) -> pd.DataFrame:

@@ -17,16 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from uscope.recommend.items import used_items
+from uscope.data.items import used_items
 from uscope.recommend.strategies import CatalogueIndex, Query, Scored
+from uscope.tuning.llm_task import NOUNS, candidate_shortlist, recommendation_prompt
 
-PROMPT = (
-    "Profile of an anonymous smartphone user:\n{profile}\n\n"
-    "They already use: {used}.\n"
-    "Which {noun} that they have never used would they most likely try next? "
-    "Choose from: {candidates}.\n"
-)
-NOUNS = {"app": "app", "location": "kind of place", "intent": "kind of app"}
+__all__ = ["NOUNS", "LLMStrategy"]
 
 
 class LLMStrategy:
@@ -49,11 +44,9 @@ class LLMStrategy:
         return self._model, self._tokenizer
 
     def prompt_text(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
-        """The user message (also the prompt of the CoT training examples, uscope.tuning)."""
-        used = sorted(used_items(query.history, kind))[:20]
-        return PROMPT.format(profile=profile.strip() or "(no profile)",
-                             used=", ".join(used) or "nothing yet", noun=NOUNS[kind],
-                             candidates=", ".join(candidates))
+        """The user message (``prompts/recommend_v1.j2``; also the prompt of the CoT training
+        examples, ``uscope.tuning.llm_task``)."""
+        return recommendation_prompt(profile, used_items(query.history, kind), kind, candidates)
 
     def prompt(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
         text = self.prompt_text(query, kind, candidates, profile)
@@ -109,12 +102,10 @@ class LLMStrategy:
         return f"Reason: {reason} Answer: {answer}"
 
     def shortlist(self, index: CatalogueIndex, query: Query, kind: str) -> list[int]:
-        """Catalogue indices of the candidates: the most popular items the user has not used."""
-        catalogue = index.matrix(kind).items
-        used = used_items(query.history, kind)
-        popularity = index.matrix(kind).popularity()
-        order = [i for i in np.argsort(-popularity, kind="stable") if catalogue[i] not in used]
-        return order[: self.max_candidates]
+        """Catalogue indices of the candidates: the most popular items the user has not used
+        (``uscope.tuning.llm_task.candidate_shortlist``, as in training)."""
+        return candidate_shortlist(index.matrix(kind), used_items(query.history, kind),
+                                   self.max_candidates)
 
     def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
         catalogue = index.matrix(kind).items

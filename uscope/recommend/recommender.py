@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uscope.data.items import item_column, used_items
 from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
-from uscope.recommend.items import item_column, used_items
 from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query
 
 ANONYMOUS = "anonymous"

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uscope.recommend.items import UsageMatrix, context_weights
+from uscope.data.items import UsageMatrix
+from uscope.recommend.items import context_weights
 
 
 @dataclass

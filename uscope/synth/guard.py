@@ -1,11 +1,13 @@
 """Synthetic events stay out of evaluation, and live in their own files.
 
 Sec. 5.2: the augmented set H~_u is used only during training. The split code of every
-evaluation (``uscope.recommend.evaluate``, ``generative.intent.protocol``) calls
-``require_real`` and fails loudly - there is no lenient mode that drops synthetic rows, because
-a table that mixes them into an evaluation is a pipeline bug, not dirty data. Generated events
-are written by ``save_synthetic`` to a separate file in the event schema, every row
-``synthetic=True``; ``load_synthetic`` checks that on the way back.
+evaluation (``uscope.data.splits.novelty_split``, ``uscope.recommend.evaluate``,
+``generative.intent.protocol``) calls ``require_real`` and fails loudly - there is no lenient
+mode that drops synthetic rows, because a table that mixes them into an evaluation is a
+pipeline bug, not dirty data. ``require_real`` and ``SyntheticInEvaluation`` are defined in the
+data layer (``uscope.data.splits``: the novelty split there needs them, and data flows one way)
+and re-exported here. Generated events are written by ``save_synthetic`` to a separate file in
+the event schema, every row ``synthetic=True``; ``load_synthetic`` checks that on the way back.
 """
 
 from __future__ import annotations
@@ -17,23 +19,9 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.schema import DataError, load_events, save_events, validate_events
+from uscope.data.splits import SyntheticInEvaluation, require_real
 
-
-class SyntheticInEvaluation(DataError):
-    """An evaluation split was handed synthetic events."""
-
-
-def require_real(events: pd.DataFrame, where: str) -> None:
-    """Raise ``SyntheticInEvaluation`` naming ``where``, the first synthetic row and the count."""
-    if "synthetic" not in events.columns:
-        return
-    flags = events["synthetic"].fillna(False).to_numpy(dtype=bool)
-    if flags.any():
-        row = int(np.flatnonzero(flags)[0])
-        raise SyntheticInEvaluation(
-            f"{int(flags.sum())} of {len(flags)} rows are synthetic (synthetic=True); generated "
-            "events augment training only and never enter an evaluation split - pass the real "
-            "events alone", source=where, line=row, field="synthetic")
+__all__ = ["SyntheticInEvaluation", "load_synthetic", "require_real", "save_synthetic"]
 
 
 def save_synthetic(events: pd.DataFrame, path: str | os.PathLike,

@@ -2,6 +2,8 @@
 
 - ``tasks``: recommendation cases per training user (novel app, location, intent) with ground
   truth from the novelty split, and the held-out user split;
+- ``llm_task``: the candidate shortlist and the user message (``prompts/recommend_v1.j2``)
+  shared by those cases and the ``llm`` strategy of ``uscope.recommend`` at inference;
 - ``cot``: teacher prompts (``prompts/cot_v1.j2``), answer parsing, rejection sampling and
   answer-hinted rationalisation into a ``messages`` dataset; ``teacher``: a prefilled local
   transformers teacher;

@@ -1,12 +1,13 @@
 """Recommendation tasks for chain-of-thought distillation (seed paper 000, Sec. 7.5, RQ5).
 
 One ``TaskCase`` per (training user, task): a novel app, a novel location (place category) or
-the next novel intent (app category), the kinds of ``uscope.recommend``. Ground truth is the
-novelty split (``uscope.recommend.evaluate.novelty_split``): items a user first used after the
-cut-off. Cases are built from the training users' events only, so no target of a held-out
-user ever reaches a training example. The student prompt is exactly the one the ``llm``
-recommendation strategy sends at inference (``LLMStrategy.prompt_text`` over its candidate
-shortlist), so an adapter trained on it is scored on the prompt it learned.
+the next novel intent (app category), the item kinds of ``uscope.data.items``. Ground truth is
+the novelty split (``uscope.data.splits.novelty_split``, the one the recommendation harness
+scores on): items a user first used after the cut-off. Cases are built from the training
+users' events only, so no target of a held-out user ever reaches a training example. The
+candidates and the student prompt come from ``uscope.tuning.llm_task``, which the ``llm``
+recommendation strategy also uses at inference, so an adapter trained on them is scored on
+the prompt it learned.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
+from uscope.data.items import UsageMatrix, item_column, known_items, used_items
 from uscope.data.schema import validate_events
+from uscope.data.splits import cutoff_time, novelty_split
 from uscope.profile.backends.heuristic import heuristic_profile
 from uscope.profile.features import FeatureConfig, UserFeatures, iter_features
-from uscope.recommend.evaluate import cutoff_time, novelty_split
-from uscope.recommend.items import item_column, known_items, used_items
-from uscope.recommend.llm import NOUNS, LLMStrategy
-from uscope.recommend.strategies import CatalogueIndex, Query
+from uscope.tuning.llm_task import NOUNS, candidate_shortlist, recommendation_prompt
 
 TASKS = {"app": "novel app", "location": "novel location", "intent": "next (novel) intent"}
 PLURALS = {"app": "apps", "location": "kinds of place", "intent": "kinds of app"}
@@ -40,7 +39,7 @@ class TaskCase:
     features: UserFeatures
     history: tuple[dict, ...]  # the most recent events before the cut-off, oldest first
     used: tuple[str, ...]  # items of this kind used before the cut-off
-    candidates: tuple[str, ...]  # the llm strategy's shortlist (popular, unused)
+    candidates: tuple[str, ...]  # the llm strategy's shortlist (llm_task.candidate_shortlist)
     targets: frozenset[str]  # items first used after the cut-off (the novelty split)
     hint: str  # the target among the candidates used most after the cut-off
     student_prompt: str  # the user message of the training example
@@ -107,7 +106,6 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
     users = sorted(str(u) for u in users)
     mine = events[events["user_id"].astype(str).isin(users)].reset_index(drop=True)
     cut = cutoff_time(events, cutoff)
-    strategy = LLMStrategy(max_candidates=max_candidates)
     cases: list[TaskCase] = []
     built, no_new, no_hit = {}, {}, {}
     for kind in kinds:
@@ -117,7 +115,7 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
         if known_items(history, kind).empty:
             built[kind], no_new[kind], no_hit[kind] = 0, len(users), 0
             continue
-        index = CatalogueIndex(users, np.zeros((len(users), 1)), history)
+        usage = UsageMatrix.build(history, kind, users=users)  # the llm strategy's catalogue
         after = _after_counts(mine[mine["timestamp"] >= cut], kind)
         rows_of = history.groupby("user_id").indices
         with_history = [u for u in users if u in rows_of]
@@ -130,9 +128,9 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
             own = history.iloc[rows_of[user]]
             profile = (heuristic_profile(feats[user]) if profiles is None
                        else profiles.get(user, ""))
-            query = Query(user, np.zeros(1), own, profile)
-            catalogue = index.matrix(kind).items
-            candidates = [catalogue[i] for i in strategy.shortlist(index, query, kind)]
+            used = used_items(own, kind)
+            candidates = [usage.items[i]
+                          for i in candidate_shortlist(usage, used, max_candidates)]
             hits = [c for c in candidates if c in targets[user]]
             if not hits:
                 no_hit[kind] += 1
@@ -140,11 +138,11 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
             counts = after.get(user, pd.Series(dtype=int))
             hint = max(hits, key=lambda c: (int(counts.get(c, 0)), -candidates.index(c)))
             cases.append(TaskCase(
-                user_id=user, kind=kind, profile=query.profile, features=feats[user],
+                user_id=user, kind=kind, profile=profile, features=feats[user],
                 history=_history_lines(own, history_events),
-                used=tuple(sorted(used_items(own, kind))), candidates=tuple(candidates),
+                used=tuple(sorted(used)), candidates=tuple(candidates),
                 targets=frozenset(targets[user]), hint=hint,
-                student_prompt=strategy.prompt_text(query, kind, candidates, query.profile)))
+                student_prompt=recommendation_prompt(profile, used, kind, candidates)))
             built[kind] += 1
     return cases, CaseReport(built, no_new, no_hit)
 
