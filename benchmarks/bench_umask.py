@@ -2,11 +2,11 @@
 
 For every dataset and seed: split users 80/20, train U-MASK (adaptive masks) and the RQ2
 fixed-mask control (same backbone and encoder, uniform random masks of a fixed ratio) with the
-same budget, then score short-term, long-term and cold-start completion of the held-out users
+same budget and the same early stopping on held-out training users, then score short-term, long-term and cold-start completion of the held-out users
 beside historical average, seasonal naive and the population mean, on the same target
 coordinates. Then time DDIM (1/10/20 steps) against DDPM (all steps) on this CPU.
 
-    python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --jobs 3
+    python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --jobs 3   # early stopping on 10%
     python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --simulated   # adds simulated data
 
 Writes the `umask` section of BENCHMARKS.md and benchmarks/figures/umask_masks_*.png.
@@ -75,12 +75,15 @@ def train_pair(data: BenchData, train_idx: torch.Tensor, seed: int, args) -> dic
         torch.manual_seed(seed)
         model = UMaskCompleter(cfg)
         t0 = time.perf_counter()
-        fit(model, V[train_idx], O[train_idx], H[train_idx],
-            TrainConfig(steps=args.steps, batch_size=64, seed=seed, log_every=args.steps))
+        hist = fit(model, V[train_idx], O[train_idx], H[train_idx],
+                   TrainConfig(steps=args.steps, batch_size=64, seed=seed,
+                               log_every=args.val_every if args.val_fraction else args.steps,
+                               val_fraction=args.val_fraction, h_noise=args.h_noise))
         model.train_seconds = time.perf_counter() - t0
+        model.best_step = hist[-1].get("best_step", args.steps)
         model.set_reference(H[train_idx][:256])
         models[name] = model
-        print(f"  trained {name} in {model.train_seconds:.0f}s; rho_tau = "
+        print(f"  trained {name} in {model.train_seconds:.0f}s (kept step {model.best_step}); rho_tau = "
               f"{[round(r, 3) for r in model.umask.ratio.base_ratio().tolist()]}", flush=True)
     return models
 
@@ -104,6 +107,7 @@ def run_seed(data: BenchData, seed: int, args) -> dict:
     test, train = perm[: n // 5], perm[n // 5:]
     models = train_pair(data, train, seed, args)
     out = {"train_seconds": [m.train_seconds for m in models.values()],
+           "best_step": {name: m.best_step for name, m in models.items()},
            "test": test.tolist(), "tasks": {}}
     for task in TASKS:
         out["tasks"][task] = compare(
@@ -126,7 +130,8 @@ def run_dataset(data: BenchData, args) -> str:
                "--steps", str(args.steps), "--preset", args.preset, "--samples",
                str(args.samples), "--eval-steps", str(args.eval_steps), "--embedding",
                args.embedding, "--workdir", args.workdir, "--threads", "1",
-               "--sim-users", str(args.sim_users)]
+               "--sim-users", str(args.sim_users), "--val-fraction", str(args.val_fraction),
+               "--val-every", str(args.val_every), "--h-noise", str(args.h_noise)]
         if args.jobs > 1:
             procs.append(subprocess.Popen(cmd))
             if len(procs) >= args.jobs:
@@ -139,10 +144,22 @@ def run_dataset(data: BenchData, args) -> str:
     V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
                torch.from_numpy(data.h))
     secs = [t for s in args.seeds for t in results[s]["train_seconds"]]
+    if all("best_step" in results[s] for s in args.seeds) and args.val_fraction:
+        kept = {name: [results[s]["best_step"][name] for s in args.seeds]
+                for name in results[args.seeds[0]]["best_step"]}
+        schedule = (f"up to {args.steps} training steps per model, keeping the step with the "
+                    f"lowest validation loss (eq. 19/32 at the highest noise level, "
+                    f"{args.val_fraction:.0%} of the training users held out, checked every "
+                    f"{args.val_every} steps; steps kept per seed: "
+                    + "; ".join(f"{k} {v}" for k, v in kept.items()) + ")")
+    else:
+        schedule = f"{args.steps} training steps per model"
+    if args.h_noise:
+        schedule += f", Gaussian noise of std {args.h_noise} on h_u in training"
     body = [(f"**{data.name}**: N = {V.shape[0]} users, tensor (C, T, H, W) = "
             f"{tuple(V.shape[1:])}, {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), "
-            f"80/20 user split per seed, preset `{args.preset}`, {args.steps} training steps "
-            f"per model (median {statistics.median(secs):.0f} s on a shared CPU), "
+            f"80/20 user split per seed, preset `{args.preset}`, {schedule} "
+            f"(median {statistics.median(secs):.0f} s on a shared CPU), "
             f"{args.samples} DDIM-{args.eval_steps} samples per user: RMSE of their mean, MAE "
             f"of their median. h_u: {data.embedding}. Errors in normalised units ([0, 1] per "
             "channel) on the target window of each task; mean ± std over seeds.\n")]
@@ -236,6 +253,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--eval-steps", type=int, default=10)
     ap.add_argument("--speed-repeats", type=int, default=3)
+    ap.add_argument("--val-fraction", type=float, default=0.1,
+                    help="training users held out for early stopping (0: train all steps)")
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--h-noise", type=float, default=0.0, help="std of noise on h_u in training")
     ap.add_argument("--embedding", choices=["uscope", "standin"], default="uscope")
     ap.add_argument("--simulated", action="store_true", help="also run a simulated population")
     ap.add_argument("--sim-users", type=int, default=400)

@@ -100,7 +100,9 @@ def main() -> None:
     fit(model, bt.values, bt.observed_mask, h, train_cfg, accelerator=accelerator,
         callback=lambda r: accelerator.print(
             f"step {r['step']}: loss {r['loss']:.4f} rec {r['rec']:.4f} con {r['con']:.4f} "
-            f"rho_tau {[round(x, 3) for x in r['ratios']]}"))
+            f"rho_tau {[round(x, 3) for x in r['ratios']]}"
+            + (f" val {r['val_loss']:.4f} (best step {r['best_step']})" if "val_loss" in r
+               else "")))
     if accelerator.is_main_process:
         model = accelerator.unwrap_model(model)
         model.set_reference(torch.from_numpy(h[:256]))

@@ -14,7 +14,7 @@ from generative.config import DIT_PRESETS, CompletionConfig
 from generative.evaluate import compare, group_errors
 from generative.standin import histogram_embedding
 from generative.tasks import task_masks
-from generative.train import TrainConfig, fit, training_loss
+from generative.train import TrainConfig, fit, split_validation, training_loss, validation_loss
 
 N, C, T, D_USER = 24, 3, 12, 16
 
@@ -172,3 +172,35 @@ def test_compare_budget_matched_control_reveals_the_adaptive_budget():
     # floor(ratio * T) coordinates per user: within one coordinate of the adaptive mean budget
     assert adaptive - 1 / T <= matched <= adaptive
     assert res["control (matched budget)"]["app"]["rmse"] > 0
+
+
+def test_validation_loss_is_reproducible_and_tracks_weights():
+    values, observed, h = _data()
+    model = _model()
+    a = validation_loss(model, values, observed, h, observed, seed=3)
+    assert a == validation_loss(model, values, observed, h, observed, seed=3)   # fixed draws
+    with torch.no_grad():
+        model.dit.final.linear.bias.add_(0.5)                                    # move the output
+    assert validation_loss(model, values, observed, h, observed, seed=3) != a
+
+
+def test_early_stopping_restores_the_best_validation_step():
+    values, observed, h = _data()
+    model = _model()
+    seen = {}
+
+    def keep(record):   # weights as they were at each validation point
+        seen[record["step"]] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    hist = fit(model, values, observed, h,
+               TrainConfig(steps=40, batch_size=8, lr=2e-2, log_every=10, val_fraction=0.25,
+                           h_noise=0.05), callback=keep)
+    losses = {r["step"]: r["val_loss"] for r in hist}
+    best = min(losses, key=losses.get)
+    assert hist[-1]["best_step"] == best and all(np.isfinite(v) for v in losses.values())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, seen[best][k]), k
+    rows, val_rows = split_validation(N, 0.25, seed=0)
+    assert len(val_rows) == 6 and sorted(torch.cat([rows, val_rows]).tolist()) == list(range(N))
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_validation(3, 0.5, seed=0)
