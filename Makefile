@@ -27,7 +27,7 @@ test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check uscope generative recipes benchmarks tests
+	$(BIN)/ruff check uscope generative recipes benchmarks tests notebooks
 
 bench: setup
 	for script in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$script || exit 1; done
