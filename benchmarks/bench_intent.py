@@ -46,6 +46,7 @@ from generative.intent import (
     recall_per_intent,
     train_population,
     tune_users,
+    validation_protocol,
 )
 from generative.intent.metrics import METRIC_NAMES
 
@@ -59,6 +60,19 @@ def parse() -> argparse.Namespace:
     p.add_argument("--teacher-steps", type=int, default=250)
     p.add_argument("--distill-steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="teacher: new modules (Adam)")
+    p.add_argument("--backbone-lr", type=float, default=1e-4, help="teacher: backbone blocks")
+    p.add_argument("--distill-lr", type=float, default=1e-3, help="student: all parameters")
+    p.add_argument("--warmup", type=int, default=0, help="linear lr warm-up steps (both)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="lr after warm-up (teacher and student)")
+    p.add_argument("--ablation-teacher-steps", type=int, default=None,
+                   help="teacher steps of each ablation (default: --teacher-steps)")
+    p.add_argument("--ablation-distill-steps", type=int, default=None,
+                   help="student steps of each ablation (default: --distill-steps)")
+    p.add_argument("--validation", type=int, default=0, metavar="N",
+                   help="> 0: run on a validation split instead (N population devices play "
+                        "the held-out role; the real held-out devices are unused; no write)")
     p.add_argument("--input-length", type=int, default=30)
     p.add_argument("--quick", action="store_true", help="tiny GPT-2 teacher, few steps")
     p.add_argument("--no-write", action="store_true")
@@ -76,16 +90,23 @@ def fmt(metrics: dict) -> dict:
 class Run:
     """One population -> distill -> individual pipeline with shared data and settings."""
 
-    def __init__(self, args, data):
+    def __init__(self, args, data, teacher_steps=None, distill_steps=None):
         self.args, self.data = args, data
+        teacher_steps = teacher_steps or args.teacher_steps
+        distill_steps = distill_steps or args.distill_steps
         self.teacher_backbone = (
             BackboneConfig(kind="gpt2", n_layer=2, n_embd=64, n_head=2) if args.quick else
             BackboneConfig(kind="smollm2", n_layers=args.teacher_layers))
         self.student_backbone = BackboneConfig(kind="gpt2", n_layer=4, n_embd=128, n_head=4)
-        self.pop_train = TrainConfig(steps=args.teacher_steps, batch_size=args.batch_size,
-                                     lr=1e-3, backbone_lr=1e-4, log_every=50)
-        self.distill_train = TrainConfig(steps=args.distill_steps, batch_size=64, lr=1e-3,
-                                         backbone_lr=1e-3, log_every=100)
+        schedule = {"warmup_steps": min(args.warmup, teacher_steps // 2),
+                    "schedule": args.schedule}
+        self.pop_train = TrainConfig(steps=teacher_steps, batch_size=args.batch_size,
+                                     lr=args.lr, backbone_lr=args.backbone_lr, log_every=50,
+                                     **schedule)
+        self.distill_train = TrainConfig(steps=distill_steps, batch_size=64, lr=args.distill_lr,
+                                         backbone_lr=args.distill_lr, log_every=100,
+                                         warmup_steps=min(args.warmup, distill_steps // 2),
+                                         schedule=args.schedule)
         self.options = {"embed_dim": 64, "attention_dim": 32, "mlp_hidden": 256}
 
     def teacher(self, pretrained=True, iat=True, recon=True):
@@ -148,6 +169,9 @@ def main() -> None:
     events, _ = read_netfp(NETFP)
     data = build_protocol(events, replace(HONOR, input_length=args.input_length),
                           ProtocolConfig(n_individual=args.held_out, seed=0), source=str(NETFP))
+    if args.validation > 0:  # choose settings here: the held-out devices are not touched
+        data = validation_protocol(data, n_valid=args.validation, seed=1)
+        args.no_write = True
     summary = data.summary()
     log(f"protocol: {summary}")
     run = Run(args, data)
@@ -206,19 +230,7 @@ def main() -> None:
             "Rec_w": f"{m['Rec_w']:.4f}", "Rec_m": f"{m['Rec_m']:.4f}"})
 
     # ablations: each retrains the population teacher, distils and tunes with unlearning
-    ablation_rows = [{"variant": "full PITuning", **fmt(intent_metrics(
-        y, strategy_scores["unlearning"]))},
-        {"variant": "without unlearning (plain fine-tuning)", **fmt(intent_metrics(
-            y, strategy_scores["none"]))}]
-    for name, kwargs in (("without IAT", {"iat": False}),
-                         ("without event reconstruction", {"recon": False}),
-                         ("without pretraining (same architecture, random init)",
-                          {"pretrained": False})):
-        t_model, seconds = run.teacher(**kwargs)
-        s_model, _ = run.student(t_model, iat=kwargs.get("iat", True))
-        scores, _, _ = run.individual(s_model, run.p_out(t_model))
-        ablation_rows.append({"variant": name, **fmt(intent_metrics(y, scores))})
-        timings[f"ablation {name}: population tuning"] = seconds
+    ablation_rows = ablations(args, data, run, y, strategy_scores, timings)
 
     # deployment figures of the student
     p50, p95, throughput = latency(student, data.test)
@@ -258,6 +270,45 @@ def main() -> None:
         write_section("intent", "PITuning intent head (real netfp data)", body)
 
 
+def ablation_budget(args) -> tuple[int, int]:
+    """(teacher steps, student steps) of each ablation."""
+    return (args.ablation_teacher_steps or args.teacher_steps,
+            args.ablation_distill_steps or args.distill_steps)
+
+
+def ablations(args, data, run, y, strategy_scores, timings) -> list[dict]:
+    """Each variant retrains teacher and student (with unlearning) at the ablation budget.
+
+    When that budget differs from the main run's, full PITuning is retrained at it too, so
+    that every row of the table compares like with like.
+    """
+    t_steps, d_steps = ablation_budget(args)
+    if (t_steps, d_steps) == (args.teacher_steps, args.distill_steps):
+        reference, none = strategy_scores["unlearning"], strategy_scores["none"]
+        ab_run = run
+    else:
+        ab_run = Run(args, data, t_steps, d_steps)
+        t_model, seconds = ab_run.teacher()
+        s_model, _ = ab_run.student(t_model)
+        p_out = ab_run.p_out(t_model)
+        reference = ab_run.individual(s_model, p_out)[0]
+        none = ab_run.individual(s_model, p_out, "none")[0]
+        timings["ablation reference (full PITuning): population tuning"] = seconds
+    rows = [{"variant": "full PITuning", **fmt(intent_metrics(y, reference))},
+            {"variant": "without unlearning (plain fine-tuning)",
+             **fmt(intent_metrics(y, none))}]
+    for name, kwargs in (("without IAT", {"iat": False}),
+                         ("without event reconstruction", {"recon": False}),
+                         ("without pretraining (same architecture, random init)",
+                          {"pretrained": False})):
+        t_model, seconds = ab_run.teacher(**kwargs)
+        s_model, _ = ab_run.student(t_model, iat=kwargs.get("iat", True))
+        scores, _, _ = ab_run.individual(s_model, ab_run.p_out(t_model))
+        rows.append({"variant": name, **fmt(intent_metrics(y, scores))})
+        timings[f"ablation {name}: population tuning"] = seconds
+    return rows
+
+
 def bar_verdicts(rows, rare_rows) -> list[str]:
     """The issue's bars, checked on this run's numbers (met / not met)."""
     by_name = {r["model"]: r for r in rows}
@@ -279,31 +330,45 @@ def bar_verdicts(rows, rare_rows) -> list[str]:
     return lines
 
 
+def ablation_header(args) -> str:
+    t_steps, d_steps = ablation_budget(args)
+    if (t_steps, d_steps) == (args.teacher_steps, args.distill_steps):
+        return "### Ablations (each retrains teacher and student, same budget as above)"
+    return (f"### Ablations (each retrains teacher and student at a SMALLER budget: teacher "
+            f"{t_steps} steps, student {d_steps} steps, vs {args.teacher_steps} / "
+            f"{args.distill_steps} above; every row here, full PITuning included, uses it)")
+
+
 def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdicts) -> str:
     setup = (
         f"Real data: netfp, {summary['users']} devices, one day; event = app "
         f"({summary['events']} apps), intent = app category ({summary['intents']}); "
         f"{summary['behaviours']:,} behaviours (first use of an app per device-hour). "
         f"Population: {summary['population_samples']:,} windows of "
-        f"{summary['users'] - args.held_out} devices. Held out: {summary['held_out_users']} "
+        f"{summary['population_users']} devices. Held out: {summary['held_out_users']} "
         f"devices with test windows; {summary['tune_samples']:,} tuning windows (earlier hours),"
         f" {summary['test_samples']:,} test windows (later hours). Input length "
         f"{args.input_length}. Teacher: first {args.teacher_layers} of 30 SmolLM2-135M blocks, "
         f"{args.teacher_steps} steps of batch {args.batch_size} (about "
         f"{args.teacher_steps * args.batch_size / max(summary['population_samples'], 1):.2f} "
-        f"epochs: CPU budget), embeddings 4 x 64 projected to 576. Student: GPT-2 config, "
-        f"4 layers, 128-d, random init, distilled for {args.distill_steps} steps of batch 64 "
-        f"(alpha 0.5, epsilon 1). Individual: per-device adapter (E_i, W_2, b_2), 10 unlearning "
+        f"epochs: CPU budget), embeddings 4 x 64 projected to 576, Adam lr {args.lr:g} "
+        f"(backbone {args.backbone_lr:g}), {args.warmup} warm-up steps, {args.schedule} lr. "
+        f"Student: GPT-2 config, 4 layers, 128-d, random init, distilled for "
+        f"{args.distill_steps} steps of batch 64 (alpha 0.5, epsilon 1, lr "
+        f"{args.distill_lr:g}). Individual: per-device adapter (E_i, W_2, b_2), 10 unlearning "
         f"steps (lambda 1, threshold 0.01) then 40 fine-tuning steps, Adam 0.01.")
     if args.quick:
         setup = "**QUICK SMOKE RUN (tiny GPT-2 teacher): not the reported setting.** " + setup
+    if args.validation > 0:
+        setup = (f"**VALIDATION SPLIT: {args.validation} population devices play the held-out "
+                 "role; the real held-out devices are unused.** " + setup)
     cols = ["model", *METRIC_NAMES]
     parts = [setup, "### Bars of issue 5 on this run", "\n".join(verdicts),
              "### Overall (held-out devices, later hours)", markdown_table(rows, cols),
              "Prec_w and Rec_w follow eq. 12-13 as printed, which both reduce to accuracy.",
              "### Long-tail intents: adaptive unlearning vs imbalance baselines (Fig. 8)",
              markdown_table(rare_rows),
-             "### Ablations (each retrains teacher and student)",
+             ablation_header(args),
              markdown_table(ablation_rows, ["variant", *METRIC_NAMES]),
              "### Student deployment (this CPU)", markdown_table(deploy),
              "### Wall-clock (1 thread, shared 2-core CPU)",

@@ -129,3 +129,18 @@ def test_focal_loss_reduces_to_ce_and_downweights_easy_samples():
     assert float(focal_loss(easy, torch.tensor([0]), 2.0)) < 1e-3 * float(
         F.cross_entropy(easy, torch.tensor([0]))) + 1e-9
     assert math.isfinite(float(focal_loss(m, y)))
+
+
+def test_lr_schedule_warmup_then_cosine():
+    from itertools import pairwise
+
+    from generative.intent.train import TrainConfig, lr_factor
+
+    config = TrainConfig(steps=10, warmup_steps=4, schedule="cosine")
+    factors = [lr_factor(s, config) for s in range(10)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]                 # linear warm-up
+    assert factors[4] == 1.0 and all(a > b for a, b in pairwise(factors[4:]))
+    assert abs(lr_factor(10, config)) < 1e-12                     # cosine reaches 0 at S
+    assert [lr_factor(s, TrainConfig(steps=5)) for s in range(5)] == [1.0] * 5
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor(0, TrainConfig(schedule="linear"))

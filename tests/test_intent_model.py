@@ -126,3 +126,50 @@ def test_bundled_smollm2_backbone_keeps_pretrained_blocks(smollm2):
     assert torch.equal(backbone.body.layers[0].mlp.up_proj.weight,
                        lm.model.layers[0].mlp.up_proj.weight)
     assert backbone(torch.randn(1, 4, backbone.width)).shape == (1, 4, 576)
+
+
+def test_end_positions_put_the_latest_event_last():
+    model = make_model(positions="end")
+    inputs = batch()
+    ids = model.position_ids(inputs["length"], 6)
+    rows = torch.arange(3)
+    assert torch.all(ids[rows, inputs["length"] - 1] == 5)   # the latest real event: I - 1
+    assert torch.all(ids[:, 1:] - ids[:, :-1] == 1)           # consecutive within a window
+    assert make_model(positions="start").position_ids(inputs["length"], 6) is None
+    with pytest.raises(ValueError, match="positions"):
+        make_model(positions="middle")(**inputs)
+
+
+def test_end_positions_equal_left_padding_for_gpt2():
+    """Right padding + "end" ids gives the real events the states of a left-padded window."""
+    model = make_model(positions="end")
+    inputs = batch()
+    hidden = model.encode(**inputs)
+    for k, n in enumerate(inputs["length"].tolist()):
+        one = {key: value[k:k + 1, :n] for key, value in inputs.items() if key != "length"}
+        x = model.embed(one["location"], one["weekday"], one["slot"], one["event"])
+        pad = torch.zeros(1, 6 - n, x.shape[-1])
+        mask = torch.cat([torch.zeros(1, 6 - n), torch.ones(1, n)], 1).long()
+        left = model.backbone.body(inputs_embeds=torch.cat([pad, x], 1), attention_mask=mask,
+                                   position_ids=torch.arange(6)[None, :], use_cache=False)
+        assert torch.allclose(hidden[k, :n], left.last_hidden_state[0, 6 - n:], atol=1e-5)
+
+
+def test_rotary_backbone_is_unchanged_by_end_positions():
+    from transformers import LlamaConfig, LlamaModel
+
+    from generative.intent.backbone import Backbone
+
+    torch.manual_seed(0)
+    body = LlamaModel(LlamaConfig(vocab_size=1, hidden_size=16, intermediate_size=32,
+                                  num_hidden_layers=2, num_attention_heads=2,
+                                  num_key_value_heads=1, max_position_embeddings=32))
+    config = IntentModelConfig(n_events=12, n_intents=5, n_locations=4, n_slots=24,
+                               embed_dim=8, attention_dim=8, mlp_hidden=16, dropout=0.0,
+                               positions="end")
+    model = IntentPredictor(config, Backbone(body, "tiny llama", False)).eval()
+    assert model.backbone.max_positions is None
+    inputs = batch()
+    end = model(**inputs)
+    model.config.positions = "start"
+    assert torch.allclose(end, model(**inputs), atol=1e-5)

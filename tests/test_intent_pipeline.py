@@ -179,3 +179,36 @@ def test_lightgbm_table5_settings():
     assert big["early_stopping_round"] == 75 and big["random_state"] == 42
     assert small["max_depth"] == 3 and small["num_leaves"] == 3
     assert small["lambda_l1"] == small["lambda_l2"] == 1.0
+
+
+def test_cached_teacher_logits_match_per_batch_distillation(trained, protocol):
+    from generative.intent import load_backbone
+
+    teacher = trained[0]
+    states = []
+    for cache in (True, False):
+        torch.manual_seed(0)
+        student = IntentPredictor.from_vocab(protocol.vocab, load_backbone(STUDENT), **OPTIONS)
+        history = distill(student, teacher, protocol.population,
+                          TrainConfig(steps=6, batch_size=16, lr=3e-3, backbone_lr=3e-3,
+                                      cache_teacher=cache))
+        states.append((history, student.state_dict()))
+    assert np.allclose(states[0][0], states[1][0], atol=1e-5)
+    for name, value in states[0][1].items():
+        assert torch.allclose(value, states[1][1][name], atol=1e-5), name
+
+
+def test_validation_protocol_uses_population_devices_only(protocol):
+    from generative.intent import validation_protocol
+
+    val = validation_protocol(protocol, n_valid=8, seed=1)
+    held_out = set(torch.unique(protocol.test.user).tolist()) | set(
+        torch.unique(protocol.tune.user).tolist())
+    valid_users = set(torch.unique(val.tune.user).tolist()) | set(
+        torch.unique(val.test.user).tolist())
+    train_users = set(torch.unique(val.population.user).tolist())
+    assert valid_users and not valid_users & held_out and not valid_users & train_users
+    assert train_users | valid_users == set(torch.unique(protocol.population.user).tolist())
+    assert len(val.population) + len(val.tune) + len(val.test) == len(protocol.population)
+    with pytest.raises(ValueError, match="n_valid"):
+        validation_protocol(protocol, n_valid=0)

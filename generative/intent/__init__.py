@@ -40,7 +40,12 @@ from generative.intent.individual import (
 )
 from generative.intent.metrics import METRIC_NAMES, intent_metrics, recall_per_intent
 from generative.intent.model import ADAPTER_PARAMS, IntentModelConfig, IntentPredictor
-from generative.intent.protocol import ProtocolConfig, ProtocolData, build_protocol
+from generative.intent.protocol import (
+    ProtocolConfig,
+    ProtocolData,
+    build_protocol,
+    validation_protocol,
+)
 from generative.intent.train import (
     TrainConfig,
     distill,
@@ -59,5 +64,5 @@ __all__ = [
     "lightgbm_per_user", "load_adapters", "load_backbone", "load_exported", "load_predictor",
     "max_export_error", "output_distribution", "predict_logits", "predict_with_adapters",
     "recall_per_intent", "save_adapters", "save_predictor", "split_earlier_later",
-    "split_users", "train_population", "tune_user", "tune_users",
+    "split_users", "train_population", "tune_user", "tune_users", "validation_protocol",
 ]

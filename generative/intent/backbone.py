@@ -60,8 +60,15 @@ class Backbone(nn.Module):
         self.pretrained = pretrained
         self.width = int(body.config.hidden_size)
 
-    def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        out = self.body(inputs_embeds=inputs_embeds, use_cache=False)
+    @property
+    def max_positions(self) -> int | None:
+        """Learned absolute positions of the body (GPT-2), None for rotary bodies (Llama)."""
+        value = getattr(self.body.config, "n_positions", None)
+        return None if getattr(self.body, "wpe", None) is None else value
+
+    def forward(self, inputs_embeds: torch.Tensor,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.body(inputs_embeds=inputs_embeds, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state  # (B, L, D)
 
     def config_dict(self) -> dict:

@@ -50,7 +50,9 @@ def load_predictor(directory: str | Path):
     backbone = Backbone.from_config_dict(spec["backbone"]["hf_config"],
                                          spec["backbone"]["label"],
                                          spec["backbone"]["pretrained"])
-    model = IntentPredictor(IntentModelConfig(**spec["model_config"]), backbone)
+    # folders written before ``positions`` existed were trained with ids from the window start
+    model_config = {"positions": "start", **spec["model_config"]}
+    model = IntentPredictor(IntentModelConfig(**model_config), backbone)
     model.load_state_dict(load_file(str(directory / WEIGHTS)), strict=True)
     model.eval()
     return (model, IntentVocab(**spec["vocab"]), IntentDataConfig(**spec["data_config"]),

@@ -30,6 +30,10 @@ class IntentModelConfig:
     mlp_hidden: int = 256      # W_1 of eq. 4
     user_embedding_dim: int = 0  # > 0: condition on the U-SCOPE user embedding h_u
     dropout: float = 0.1
+    # "start": ids 0, 1, ... from the first event (what BENCHMARKS.md `intent` was run with);
+    # "end": ids count so that the last real event sits at I - 1 in every window, as in a
+    # left-padded window (no measurable difference on validation; see model.position_ids)
+    positions: str = "start"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,10 +176,31 @@ class IntentPredictor(nn.Module):
     def backbone_label(self) -> str:
         return self.backbone.label
 
+    def position_ids(self, length: torch.Tensor, size: int) -> torch.Tensor | None:
+        """(B, I) position ids, or None for the backbone's default 0..I-1.
+
+        Windows are right-padded, so with default ids the most recent event of a short window
+        sits at length - 1 and a causal state cannot know it is the latest. ``positions="end"``
+        shifts each window by I - length: real event j gets id I - length + j, the latest
+        always I - 1, exactly its id in a left-padded window (padding ids are clamped; causal
+        attention keeps real positions from seeing them). Rotary backbones only see offsets,
+        which a shift leaves unchanged.
+        """
+        if self.config.positions == "start":
+            return None
+        if self.config.positions != "end":
+            raise ValueError(f"positions must be 'end' or 'start', got {self.config.positions!r}")
+        ids = torch.arange(size, device=length.device)[None, :] + (size - length)[:, None]
+        limit = self.backbone.max_positions
+        return ids.clamp(max=(limit or 2 * size) - 1)
+
     def encode(self, location, weekday, slot, event, length, user_embedding=None):
-        """H_t = backbone(concat(E_l, E_w, E_t, E_e)) (eq. 2): (B, I, D)."""
-        del length  # right padding + causal attention: real positions never see padding
-        return self.backbone(self.embed(location, weekday, slot, event, user_embedding))
+        """H_t = backbone(concat(E_l, E_w, E_t, E_e)) (eq. 2): (B, I, D).
+
+        Right padding + causal attention: real positions never see padding.
+        """
+        x = self.embed(location, weekday, slot, event, user_embedding)
+        return self.backbone(x, self.position_ids(length, x.shape[1]))
 
     def forward(self, location, weekday, slot, event, length, user_embedding=None):
         hidden = self.encode(location, weekday, slot, event, length, user_embedding)

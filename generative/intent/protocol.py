@@ -49,7 +49,9 @@ class ProtocolData:
     def summary(self) -> dict:
         return {"users": len(self.seqs.user_ids), "behaviours": len(self.seqs.event),
                 "events": len(self.vocab.events), "intents": self.vocab.n_intents,
-                "population_samples": len(self.population), "tune_samples": len(self.tune),
+                "population_samples": len(self.population),
+                "population_users": int(torch.unique(self.population.user).numel()),
+                "tune_samples": len(self.tune),
                 "test_samples": len(self.test),
                 "held_out_users": int(torch.unique(self.test.user).numel())}
 
@@ -71,3 +73,22 @@ def build_protocol(events: pd.DataFrame, data_config: IntentDataConfig,
     tune, test = split_earlier_later(individual, seqs, config.tune_fraction)
     return ProtocolData(data_config, vocab, seqs, build_samples(seqs, data_config,
                                                                 population_users), tune, test)
+
+
+def validation_protocol(data: ProtocolData, n_valid: int = 100, seed: int = 1,
+                        tune_fraction: float = 0.5) -> ProtocolData:
+    """A validation copy of the protocol drawn from the population devices only.
+
+    ``n_valid`` population devices leave the population and play the held-out role (their
+    earlier hours tune, their later hours validate); the real held-out devices' windows are
+    not used at all. Hyper-parameters are chosen on this split, never on ``data.test``.
+    """
+    users = torch.unique(data.population.user)
+    if not 0 < n_valid < len(users):
+        raise ValueError(f"n_valid must be in 1..{len(users) - 1}, got {n_valid}")
+    order = torch.randperm(len(users), generator=torch.Generator().manual_seed(seed))
+    valid = torch.isin(data.population.user, users[order[:n_valid]])
+    tune, test = split_earlier_later(data.population.subset(valid), data.seqs, tune_fraction)
+    return ProtocolData(data.data_config, data.vocab, data.seqs, data.population.subset(~valid),
+                        tune, test)
+

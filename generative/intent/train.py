@@ -7,6 +7,7 @@ over shuffled batches (explicit ``torch.Generator``), and return the loss histor
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ class TrainConfig:
     mask_rate: float = 0.15     # share of events masked for L_M
     alpha: float = 0.5          # eq. 7 (Table 4)
     temperature: float = 1.0    # eq. 6 epsilon (Table 4)
+    warmup_steps: int = 0       # linear lr warm-up from 0 over this many steps
+    schedule: str = "constant"  # after warm-up: "constant" or "cosine" (decay to 0 at steps)
+    cache_teacher: bool | None = None  # distill: M_t once per window (None: if >= 1 epoch)
     seed: int = 0
     log_every: int = 50
 
@@ -54,6 +58,19 @@ def _optimizer(model: IntentPredictor, config: TrainConfig) -> torch.optim.Optim
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of the base lr before optimiser step ``step`` (0-based): warm-up, then
+    constant or cosine decay, lr_s = lr * 0.5 (1 + cos(pi (s - W) / (S - W))) for s >= W."""
+    if config.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {config.schedule!r}")
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return 1.0
+    span = max(config.steps - config.warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - config.warmup_steps) / span))
+
+
 def _steps(samples: IntentSamples, config: TrainConfig, generator: torch.Generator):
     step = 0
     while True:
@@ -64,11 +81,13 @@ def _steps(samples: IntentSamples, config: TrainConfig, generator: torch.Generat
             yield step, batch
 
 
-def _fit(model: nn.Module, samples: IntentSamples, config: TrainConfig, loss_fn, log) -> list:
+def _fit(model: nn.Module, samples: IntentSamples, config: TrainConfig, loss_fn, log,
+         callback=None) -> list:
     if len(samples) == 0:
         raise ValueError("no training samples")
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     history, start = [], time.perf_counter()
     model.train()
     for step, batch in _steps(samples, config, generator):
@@ -78,17 +97,22 @@ def _fit(model: nn.Module, samples: IntentSamples, config: TrainConfig, loss_fn,
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        scheduler.step()
         history.append(float(loss.detach()))
         if log is not None and (step % config.log_every == 0 or step == config.steps):
             recent = history[-config.log_every:]
             log(f"step {step}/{config.steps} loss {sum(recent) / len(recent):.4f} "
                 f"({time.perf_counter() - start:.0f}s)")
+        if callback is not None:  # e.g. validation metrics; may switch to eval mode
+            callback(step, model)
+            model.train()
     model.eval()
     return history
 
 
 def train_population(model: IntentPredictor, samples: IntentSamples, config: TrainConfig,
-                     user_embeddings: torch.Tensor | None = None, log=None) -> list[float]:
+                     user_embeddings: torch.Tensor | None = None, log=None,
+                     callback=None) -> list[float]:
     """Population-level tuning with L_pop = L_M + L_CE(m, L) (eq. 5, Alg. 1 lines 1-6)."""
 
     def loss_fn(batch: IntentSamples, generator: torch.Generator) -> torch.Tensor:
@@ -104,23 +128,39 @@ def train_population(model: IntentPredictor, samples: IntentSamples, config: Tra
         return population_loss(logits, batch.target, event_logits, batch.event, target_mask,
                                config.recon_weight)
 
-    return _fit(model, samples, config, loss_fn, log)
+    return _fit(model, samples, config, loss_fn, log, callback)
 
 
 def distill(student: IntentPredictor, teacher: IntentPredictor, samples: IntentSamples,
             config: TrainConfig, user_embeddings: torch.Tensor | None = None,
-            log=None) -> list[float]:
-    """Train the small student on L_D = alpha KL + (1 - alpha) CE against the teacher (eq. 7)."""
+            log=None, callback=None) -> list[float]:
+    """Train the small student on L_D = alpha KL + (1 - alpha) CE against the teacher (eq. 7).
+
+    The teacher is frozen and in eval mode, so its logits M_t are a fixed function of the
+    window: when the run sees at least one epoch they are computed once for every window
+    (keyed by the target's row, ``position``) instead of once per batch.
+    """
     teacher.eval()
+    cached = None
+    cache = config.cache_teacher
+    if cache is None:
+        cache = config.steps * config.batch_size >= len(samples)
+    if cache:
+        logits = predict_logits(teacher, samples, user_embeddings=user_embeddings)
+        cached = torch.zeros(int(samples.position.max()) + 1, logits.shape[1])
+        cached[samples.position] = logits
 
     def loss_fn(batch: IntentSamples, generator: torch.Generator) -> torch.Tensor:
         inputs = model_inputs(batch, user_embeddings)
-        with torch.no_grad():
-            teacher_logits = teacher(**inputs)  # M_t (B, N_I)
+        if cached is not None:
+            teacher_logits = cached[batch.position]
+        else:
+            with torch.no_grad():
+                teacher_logits = teacher(**inputs)  # M_t (B, N_I)
         return distillation_loss(student(**inputs), teacher_logits, batch.target,
                                  config.alpha, config.temperature)
 
-    return _fit(student, samples, config, loss_fn, log)
+    return _fit(student, samples, config, loss_fn, log, callback)
 
 
 @torch.no_grad()
