@@ -7,7 +7,7 @@ import pytest
 
 from uscope.profile import profile_users
 from uscope.recommend import Recommender
-from uscope.recommend.llm import LLMStrategy
+from uscope.recommend.llm import LLMStrategy, full_sequence_logprobs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
 
@@ -64,3 +64,17 @@ def test_explanation_answer_is_constrained_to_candidates(small_population):
     top = rec.recommend(user, kind="intent", k=3, explain=True)[0]
     answer = top.rationale.split("Answer: ")[-1]
     assert answer in set(events["app_category"]) - used  # random weights, still in the set
+
+
+def test_cached_prompt_scores_equal_full_sequence_scores():
+    """answer_logprobs reuses the prompt's KV cache; it must score exactly what one full
+    forward pass over prompt + answer scores (different answer lengths, padded batches)."""
+    model, tokenizer = tiny_llama()
+    strategy = LLMStrategy(batch_size=3)
+    strategy._model, strategy._tokenizer = model, tokenizer
+    prompt = "Profile of an anonymous smartphone user. Choose from: Books, Finance.\n"
+    answers = ["Books", "Finance", "Games Music Travel", "News", "Shopping"]
+    got = strategy.answer_logprobs(prompt, answers)
+    expected = full_sequence_logprobs(model, tokenizer, prompt, answers)
+    assert got.shape == (5,) and len(set(got.round(4))) > 1
+    assert got == pytest.approx(expected, abs=1e-5)

@@ -21,7 +21,26 @@ from uscope.data.items import used_items
 from uscope.recommend.strategies import CatalogueIndex, Query, Scored
 from uscope.tuning.llm_task import NOUNS, candidate_shortlist, recommendation_prompt
 
-__all__ = ["NOUNS", "LLMStrategy"]
+__all__ = ["NOUNS", "LLMStrategy", "full_sequence_logprobs"]
+
+
+def full_sequence_logprobs(model: Any, tokenizer: Any, prompt: str,
+                           answers: list[str]) -> np.ndarray:
+    """Reference for ``LLMStrategy.answer_logprobs``: one uncached forward pass over prompt +
+    "Answer: <item>" per answer, mean log-probability of the answer tokens. Slow (the prompt is
+    re-read for every answer); kept to verify and time the cached path."""
+    import torch
+
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    scores = []
+    for answer in answers:
+        cont = tokenizer(f"Answer: {answer}", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([prompt_ids + cont])).logits[0]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        rows = torch.arange(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(cont))
+        scores.append(float(logprobs[rows, torch.tensor(cont)].mean()))
+    return np.asarray(scores)
 
 
 class LLMStrategy:
@@ -56,30 +75,41 @@ class LLMStrategy:
                                              add_generation_prompt=True)
 
     def answer_logprobs(self, prompt: str, answers: list[str]) -> np.ndarray:
-        """Mean log-probability of each "Answer: <item>" continuation of `prompt`."""
+        """Mean log-probability of each "Answer: <item>" continuation of `prompt`.
+
+        The prompt is encoded once; its key/value cache is copied into every batch of
+        continuations, so each candidate costs only its own few tokens.
+        """
+        import copy
+
         import torch
 
         model, tokenizer = self.load()
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            head = model(input_ids=prompt_ids, use_cache=True)
+        first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)  # the first answer token
         scores = []
         for start in range(0, len(answers), self.batch_size):
             chunk = answers[start:start + self.batch_size]
             continuations = [tokenizer(f"Answer: {a}", add_special_tokens=False)["input_ids"]
                              for a in chunk]
-            length = len(prompt_ids) + max(len(c) for c in continuations)
-            ids = torch.full((len(chunk), length), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, cont in enumerate(continuations):  # right padding: prompt first
-                sequence = prompt_ids + cont
-                ids[row, : len(sequence)] = torch.tensor(sequence)
-                mask[row, : len(sequence)] = 1
+            width = max(len(c) for c in continuations)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros(len(chunk), prompt_ids.shape[1] + width, dtype=torch.long)
+            mask[:, : prompt_ids.shape[1]] = 1
+            for row, cont in enumerate(continuations):  # right padding after each answer
+                ids[row, : len(cont)] = torch.tensor(cont)
+                mask[row, prompt_ids.shape[1]: prompt_ids.shape[1] + len(cont)] = 1
+            cache = copy.deepcopy(head.past_key_values)
+            cache.batch_repeat_interleave(len(chunk))
             with torch.no_grad():
-                logits = model(input_ids=ids, attention_mask=mask).logits  # (B, L, V)
-            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts token t+1
+                logits = model(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                               use_cache=True).logits  # (B, width, V): predicts token t+1
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
             for row, cont in enumerate(continuations):
-                positions = torch.arange(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(cont))
-                token_lp = logprobs[row, positions, torch.tensor(cont)]
-                scores.append(float(token_lp.mean()))
+                rest = logprobs[row, torch.arange(len(cont) - 1), torch.tensor(cont[1:])]
+                scores.append(float(torch.cat([first[cont[0]].reshape(1), rest]).mean()))
         return np.asarray(scores)
 
     def explain(self, prompt: str, candidates: list[str]) -> str:
