@@ -135,10 +135,16 @@ def load_instruct_lm(name_or_path: str | os.PathLike | None = None, *,
     if adapter is not None:
         model = attach_adapter(model, adapter)
     model.eval()
+    return model, pad_left(tokenizer)
+
+
+def pad_left(tokenizer: Any) -> Any:
+    """Set up ``tokenizer`` for batched generation: pad on the left, with EOS when it has no pad
+    token. Returns it (also for (model, tokenizer) pairs loaded elsewhere)."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
 
 
 def _check_adapter(adapter: str | os.PathLike) -> None:

@@ -21,16 +21,14 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.schema import EVENT_COLUMNS, validate_events
-from uscope.profile.features import user_slices
 from uscope.synth.constraint import BudgetCounter, ConstraintViolation, PairConstraint
 from uscope.synth.exploration import ExplorationPolicy, ExplorationSignal
-from uscope.synth.guard import require_real
 from uscope.synth.pairs import (
     Pair,
     allowed_pairs,
-    check_serialisable,
     exploration_candidates,
     population_pairs,
+    synthesis_input,
 )
 from uscope.synth.serialise import TimedPair, completion_text, generation_prompt
 
@@ -102,10 +100,7 @@ def plan_users(events: pd.DataFrame, profiles: Any, config: SynthConfig,
     ``profiles``: a ``ProfileSet`` or a mapping user id -> profile text. ``events`` must be real
     (``synthetic=False``): the allowed set is H_u's co-occurrence.
     """
-    events = validate_events(events, source=source)
-    require_real(events, f"{source} (synthesis input)")
-    check_serialisable(events, source)
-    slices = user_slices(events)
+    events, slices = synthesis_input(events, source, "synthesis input")
     if users is None:
         ids = list(profiles) if isinstance(profiles, Mapping) else profiles.ok.user_ids
         users = [u for u in ids if u in slices]

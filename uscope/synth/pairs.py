@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import DataError
+from uscope.data.schema import DataError, validate_events
+from uscope.data.splits import require_real
+from uscope.profile.features import user_slices
 
 SEPARATOR = " @ "
 NO_PLACE = "-"
@@ -58,6 +60,16 @@ class Pair:
         if not (app_category and app and location_category and location_id):
             raise ValueError(f"empty field in pair {text!r}")
         return cls(app_category, app, location_category, location_id)
+
+
+def synthesis_input(events: pd.DataFrame, source: str, purpose: str
+                    ) -> tuple[pd.DataFrame, dict[str, slice]]:
+    """Validated, real (``require_real``), pair-serialisable events and each user's row range:
+    the common entry check of synthesis and of its LM's training data."""
+    events = validate_events(events, source=source)
+    require_real(events, f"{source} ({purpose})")
+    check_serialisable(events, source)
+    return events, user_slices(events)
 
 
 def check_serialisable(events: pd.DataFrame, source: str = "<events>") -> None:

@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import validate_events
-from uscope.profile.features import user_slices
 from uscope.synth.generate import profile_text
-from uscope.synth.guard import require_real
-from uscope.synth.pairs import check_serialisable
+from uscope.synth.pairs import synthesis_input
 from uscope.synth.serialise import format_sequence, prompt_header, timed_pairs
 
 
@@ -49,10 +46,7 @@ def sft_examples(events: pd.DataFrame, profiles: Any, config: SFTDataConfig | No
     replacement, with a generator seeded by ``config.seed``.
     """
     config = config or SFTDataConfig()
-    events = validate_events(events, source=source)
-    require_real(events, f"{source} (synthesis LM training data)")
-    check_serialisable(events, source)
-    slices = user_slices(events)
+    events, slices = synthesis_input(events, source, "synthesis LM training data")
     if users is None:
         users = list(profiles) if isinstance(profiles, Mapping) else profiles.ok.user_ids
     rng = np.random.default_rng(config.seed)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uscope.models import SMOLLM2_NAME, load_instruct_lm, model_label
+from uscope.models import SMOLLM2_NAME, load_instruct_lm, model_label, pad_left
 from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
 from uscope.profile.backends.hf import chat_texts
 
@@ -94,9 +94,7 @@ class PrefilledTeacher:
         self.generation = generation or GenerationConfig()
         self.lm, self.tokenizer = loaded if loaded is not None else load_instruct_lm(
             model, adapter=adapter)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        pad_left(self.tokenizer)  # also for a pair loaded elsewhere
         self.answer_tokens = answer_tokens
         self.model = model_label(model, SMOLLM2_NAME) + (f"+{adapter}" if adapter else "")
 

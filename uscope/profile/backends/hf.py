@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from uscope.models import SMOLLM2_NAME, load_instruct_lm, model_label
+from uscope.models import SMOLLM2_NAME, load_instruct_lm, model_label, pad_left
 from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
 
 
@@ -39,9 +39,7 @@ class TransformersBackend:
         self.generation = generation or GenerationConfig()
         self.lm, self.tokenizer = loaded if loaded is not None else load_instruct_lm(
             model, adapter=adapter)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        pad_left(self.tokenizer)  # also for a pair loaded elsewhere
         self.model = label or model_label(model, SMOLLM2_NAME) + (
             f"+{adapter}" if adapter is not None else "")
 
