@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from uscope.data import DataError, novelty_split, validate_events
 from uscope.profile import profile_users
-from uscope.recommend import Recommender
+from uscope.recommend import NeighboursStrategy, Recommender
 from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations
 from uscope.recommend.metrics import mrr_at, ndcg_at, ranking_metrics, recall_at
 
@@ -129,3 +130,60 @@ def test_coldstart_protocol_on_simulated(population):
     results = evaluate_recommendations(events, config)
     assert len(results) == 2 and (results["users"] == 4).all()
     assert (results["Recall@5"] > 0).all()
+
+
+def _two_usage_groups() -> pd.DataFrame:
+    """Both groups keep the same hours and categories, so their heuristic profiles barely
+    differ; only the apps tell them apart. Group A (4 users) share the rare "sparkle" and all
+    use "niche"; group B (10 users) all use the popular "mailer"."""
+    rows = []
+    for u in range(4):
+        for h in (9, 10, 11):
+            rows.append((f"a{u}", f"2024-01-01 {h}:10", "chat", "Social"))
+        rows += [(f"a{u}", "2024-01-01 12:10", "sparkle", "Social"),
+                 (f"a{u}", "2024-01-01 12:40", "niche", "Social")]
+    for u in range(10):
+        for h in (9, 10, 11):
+            rows.append((f"b{u}", f"2024-01-01 {h}:10", "chat", "Social"))
+        rows += [(f"b{u}", "2024-01-01 12:10", "mailer", "Social"),
+                 (f"b{u}", "2024-01-01 12:40", f"own{u}", "Social")]
+    return validate_events(pd.DataFrame(rows, columns=["user_id", "timestamp", "app",
+                                                       "app_category"]))
+
+
+def test_usage_similarity_finds_the_usage_neighbours():
+    """eq. N1 with profile_weight=0: a newcomer who uses the rare app of group A is matched to
+    group A by usage and gets their "niche"; popularity gives the majority's "mailer"."""
+    events = _two_usage_groups()
+    profiles = profile_users(events)
+    newcomer = pd.DataFrame({"user_id": "n", "timestamp": pd.to_datetime(
+        ["2024-01-01 09:10", "2024-01-01 12:10"]), "app": ["chat", "sparkle"],
+        "app_category": "Social"})
+    usage = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0)
+    assert usage.recommend(newcomer, kind="app", k=1)[0].item == "niche"
+    # eq. N1 by hand: "chat" (used by all) has idf 0, so only "sparkle" counts; a group-A user
+    # (sparkle, niche, equal idf) is at cosine 1/sqrt(2), a group-B user at 0
+    similarity = usage.strategy.similarity(usage.index, usage._query(newcomer, None), "app")
+    group_a = np.array([u.startswith("a") for u in usage.index.user_ids])
+    assert np.allclose(similarity[group_a], 1 / math.sqrt(2))
+    assert np.allclose(similarity[~group_a], 0.0)
+    assert usage.recommend("a1", kind="app", k=1)[0].item == "mailer"  # a1 already used niche
+    popular = Recommender(profiles, events, "popular")
+    assert popular.recommend(newcomer, kind="app", k=1)[0].item == "mailer"
+    lift = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0,
+                       combine="lift", beta=1.0)
+    assert lift.recommend(newcomer, kind="app", k=1)[0].item == "niche"
+    # beta = 0 in eq. N3 is the popularity ranking, whatever the neighbours say
+    flat = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0,
+                       combine="lift", beta=0.0)
+    assert ([r.item for r in flat.recommend(newcomer, k=5)]
+            == [r.item for r in popular.recommend(newcomer, k=5)])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"profile_weight": 1.5}, "profile_weight"), ({"profile_weight": -0.1}, "profile_weight"),
+    ({"combine": "product"}, "combine"), ({"beta": -1.0}, "beta"),
+    ({"n_neighbours": 0}, "n_neighbours")])
+def test_neighbours_options_are_validated(options, message):
+    with pytest.raises(ValueError, match=message):
+        NeighboursStrategy(**options)

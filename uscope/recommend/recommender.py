@@ -22,7 +22,7 @@ import pandas as pd
 from uscope.data.items import item_column, used_items
 from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
-from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query
+from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query, unit_rows
 
 ANONYMOUS = "anonymous"
 
@@ -37,12 +37,7 @@ class Recommendation:
 def _centred_unit(rows: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Profiles written from one template share a large common component; similarity is taken
     after removing the population mean (centred cosine)."""
-    return _unit(rows - centre)
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return rows / np.where(norms > 0, norms, 1.0)
+    return unit_rows(rows - centre)
 
 
 def make_strategy(strategy: str | Any, **options: Any):
