@@ -40,11 +40,16 @@ METRICS = ("Recall@5", "NDCG@5")
 def variants() -> dict[str, NeighboursStrategy | str]:
     """popular, the current default and the candidate signals of ``NeighboursStrategy``."""
     out: dict[str, NeighboursStrategy | str] = {"popular": "popular",
-                                                "neighbours (default)": NeighboursStrategy()}
+                                                "neighbours (default)": NeighboursStrategy(),
+                                                "profile only (default before 2026-11-24)":
+                                                NeighboursStrategy(50, profile_weight=1.0,
+                                                                   combine="shrink", beta=1.0)}
     for n in (50, 150):
-        out[f"profile n={n} kappa=20"] = NeighboursStrategy(n, kappa=20.0)
+        out[f"profile n={n} kappa=20"] = NeighboursStrategy(n, kappa=20.0, profile_weight=1.0,
+                                                              combine="shrink", beta=1.0)
         for w in (0.5, 0.0):
-            out[f"usage-mix w={w} n={n}"] = NeighboursStrategy(n, profile_weight=w)
+            out[f"usage-mix w={w} n={n}"] = NeighboursStrategy(n, profile_weight=w,
+                                                                 combine="shrink", beta=1.0)
     for w in (1.0, 0.5):
         for n in (150, 400):
             for kappa in (5.0, 20.0):

@@ -103,7 +103,8 @@ def test_neighbours_follow_the_profile():
         rows.append((f"b{u}", "2024-01-01 10:30", "mailer", "Business"))
     events = validate_events(pd.DataFrame(rows, columns=["user_id", "timestamp", "app",
                                                          "app_category"]))
-    rec = Recommender(profile_users(events), events, n_neighbours=5)
+    rec = Recommender(profile_users(events), events, n_neighbours=5, profile_weight=1.0,
+                      combine="shrink")  # the profile embedding alone, additive vote (eq. N2)
     newcomer = events[events["user_id"] == "a0"].query("app == 'blaster'").assign(user_id="n")
     top = rec.recommend(newcomer, kind="app", k=1)[0].item
     assert top == "arcade"
