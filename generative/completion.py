@@ -67,6 +67,22 @@ class UMaskCompleter(nn.Module):
     def to_data_space(x: Tensor) -> Tensor:
         return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
+    def evidence_offset(self, x0: Tensor, evidence_mask: Tensor, task_ids: Tensor) -> Tensor:
+        """Per-user, per-channel mean of the revealed evidence over time: (B, C, 1, H, W).
+
+        Rows whose task has ``centre`` set diffuse X_0 minus this offset and add it back after
+        sampling (instance normalisation, as RevIN does for forecasters): a DiT that outputs
+        zeros then completes every hidden slot with the user's evidence average, and learns only
+        the deviations from it. Zero for other tasks and where a cell has no revealed slot.
+        x0: (B, C, T, H, W); evidence_mask: (B, T, H, W) binary; task_ids: (B,).
+        """
+        flags = torch.tensor([t.centre for t in self.cfg.umask.tasks], device=x0.device)
+        ev = evidence_mask.detach().unsqueeze(1).to(x0.dtype)              # (B, 1, T, H, W)
+        count = ev.sum(2, keepdim=True)                                    # (B, 1, 1, H, W)
+        mean = (x0 * ev).sum(2, keepdim=True) / count.clamp_min(1.0)       # (B, C, 1, H, W)
+        use = flags[task_ids].view(-1, 1, 1, 1, 1) & (count > 0)
+        return torch.where(use, mean, torch.zeros_like(mean))
+
     def set_reference(self, h: Tensor) -> None:
         """Neighbour users for the batch similarity (eq. 11) at inference time."""
         self.reference_h = torch.as_tensor(h, dtype=torch.float32).detach().clone()
@@ -132,6 +148,8 @@ class UMaskCompleter(nn.Module):
                 hard = hard.to(device)
                 weighted = hard
             x0 = self.to_model_space(v)
+            offset = self.evidence_offset(x0, hard, tid)                     # (B, C, 1, H, W)
+            x0 = x0 - offset
             rep = lambda t: t.repeat(n_samples, *([1] * (t.dim() - 1)))
             known, mask_h, mask_w = rep(x0), rep(hard), rep(weighted)
             evidence = mask_w.unsqueeze(1) * known                           # eq. 28 with M'
@@ -143,7 +161,7 @@ class UMaskCompleter(nn.Module):
 
             x = sample(denoise, scheduler.to(device), known, mask_h, num_steps=steps,
                        generator=gen)                                        # eq. 35 inside
-            x = x.view(n_samples, *x0.shape)
+            x = x.view(n_samples, *x0.shape) + offset[None]
             # Evidence returns exactly, in data units as given (no round trip through [-1, 1]).
             x = torch.where(hard.bool()[None, :, None], v[None], self.to_data_space(x))
             outs.append(x.cpu())

@@ -17,6 +17,8 @@ class TaskConfig:
     The last ``horizon`` time slots are the target window; evidence may only come from the
     ``history`` slots before it (minus ``history_skip`` leading slots). ``max_ratio`` caps the
     learnable base ratio rho_tau (eq. 13); ``cold`` switches on uniform mixing (eq. 18).
+    ``centre`` makes the DiT complete deviations from the user's revealed-evidence mean
+    (instance normalisation, see ``UMaskCompleter.evidence_offset``).
     """
 
     name: str
@@ -26,6 +28,7 @@ class TaskConfig:
     recency: float = 0.0          # slope of the initial temporal profile phi (eq. 14), per T slots
     cold: bool = False            # eq. 18 uniform mixing
     cold_epsilon: float = 0.5     # epsilon of eq. 18
+    centre: bool = False          # diffuse X_0 minus the per-user mean of the revealed evidence
 
 
 def default_tasks(n_slots: int) -> list[TaskConfig]:
@@ -69,6 +72,12 @@ class UMaskConfig:
         if name not in names:
             raise ValueError(f"unknown task {name!r}; known tasks: {names}")
         return names.index(name)
+
+    def set_centred(self, names: list[str]) -> None:
+        """Switch ``TaskConfig.centre`` on for the tasks named and off for the others."""
+        indices = {self.task_index(name) for name in names}   # unknown names raise
+        for i, task in enumerate(self.tasks):
+            task.centre = i in indices
 
 
 @dataclass

@@ -93,6 +93,7 @@ def main() -> None:
         mask_policy=model_conf.get("mask_policy", "adaptive"),
         train_steps=model_conf.get("diffusion_steps", 200))
     cfg.channel_names, cfg.channel_groups = bt.channel_names, bt.channel_groups
+    cfg.umask.set_centred(model_conf.get("centre", []))
     train_cfg = TrainConfig(**conf.get("train", {}))
     if args.steps is not None:
         train_cfg.steps = args.steps

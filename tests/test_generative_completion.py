@@ -204,3 +204,51 @@ def test_early_stopping_restores_the_best_validation_step():
     assert len(val_rows) == 6 and sorted(torch.cat([rows, val_rows]).tolist()) == list(range(N))
     with pytest.raises(ValueError, match="val_fraction"):
         split_validation(3, 0.5, seed=0)
+
+
+def _centred_model(*names: str) -> UMaskCompleter:
+    model = _model()
+    model.cfg.umask.set_centred(list(names))
+    return model
+
+
+def test_evidence_offset_is_the_revealed_mean_and_zero_where_off():
+    values, _, _ = _data()
+    model = _centred_model("short_term")
+    x0 = model.to_model_space(values)
+    evidence = torch.zeros(N, T, 1, 1)
+    evidence[:, 2:7] = 1
+    evidence[0] = 0                                                          # nothing revealed
+    offset = model.evidence_offset(x0, evidence, torch.zeros(N, dtype=torch.long))
+    assert offset.shape == (N, C, 1, 1, 1)
+    assert torch.allclose(offset[1:], x0[1:, :, 2:7].mean(2, keepdim=True))
+    assert torch.count_nonzero(offset[0]) == 0
+    other = model.evidence_offset(x0, evidence, torch.ones(N, dtype=torch.long))  # long_term
+    assert torch.count_nonzero(other) == 0
+
+
+def test_centred_fresh_model_completes_with_the_evidence_average():
+    """adaLN-Zero makes a fresh DiT predict X_0 = 0, i.e. no deviation: every hidden slot is
+    completed with the user's mean over the revealed evidence, and evidence returns exactly."""
+    values, observed, h = _data()
+    model = _centred_model("short_term")
+    out = model.complete(values, observed, h, "short_term", n_samples=2, steps=5, seed=0)
+    ha = historical_average(values, out.evidence_mask)
+    hidden = (out.target_mask.bool() & ~out.evidence_mask.bool())[:, None].expand_as(values)
+    assert hidden.any()
+    assert torch.allclose(out.median[hidden], ha[hidden].clamp(0, 1), atol=1e-6)
+    ev = out.evidence_mask.bool()[:, None].expand_as(values)
+    assert torch.equal(out.median[ev], values[ev])
+    plain = _model().complete(values, observed, h, "short_term", n_samples=2, steps=5, seed=0)
+    assert not torch.allclose(plain.median[hidden], ha[hidden], atol=1e-3)   # uncentred: 0.5
+
+
+def test_centred_training_runs_and_the_flag_round_trips(tmp_path):
+    values, observed, h = _data()
+    model = _centred_model("short_term", "long_term")
+    history = fit(model, values, observed, h, TrainConfig(steps=6, batch_size=8, log_every=3))
+    assert all(np.isfinite(r["loss"]) for r in history)
+    loaded = UMaskCompleter.load(model.save(tmp_path / "centred"))
+    assert [t.centre for t in loaded.cfg.umask.tasks] == [True, True, False]
+    with pytest.raises(ValueError, match="unknown task 'weekly'"):
+        model.cfg.umask.set_centred(["weekly"])
