@@ -60,11 +60,12 @@ How to read these tables:
 - The sampler of the quality tables (`--eval-steps`) and `--centre` were chosen with
   `--validation` runs, which score on a fifth of each seed's training users (test users unseen):
   on netfp, the one-step DDIM posterior mean had the lowest RMSE on every task and seed
-  (DDIM-1/2/5/10 compared, `benchmarks/validate_umask_sampler.py`), and centring short and
-  long term lowered their RMSE, while centring cold start as well made U-MASK's learned budgets
-  collapse. Centring was not validated on the simulated population; applied there untested (a
-  run on 2026-11-24) it destabilised U-MASK (short-term RMSE 1.05x the control's, cold start
-  3.7x), so the simulated run leaves it off (`--sim-centre`).
+  (DDIM-1/2/5/10 compared, `benchmarks/validate_umask_sampler.py`), and centring every task
+  lowered the RMSE most. The offset is taken through the straight-through mask, so the budget
+  predictor sees what revealing less costs; with it detached, centring cold start had made the
+  learned budgets collapse. Centring was not validated on the simulated population; applied
+  there untested with the detached offset (a run on 2026-11-24) it destabilised U-MASK, so the
+  simulated run leaves it off (`--sim-centre`).
 - Speed rows are one sample per user on a CPU shared with other jobs; they compare samplers
   measured side by side in one run, not absolute throughput.
 """

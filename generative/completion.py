@@ -74,10 +74,12 @@ class UMaskCompleter(nn.Module):
         sampling (instance normalisation, as RevIN does for forecasters): a DiT that outputs
         zeros then completes every hidden slot with the user's evidence average, and learns only
         the deviations from it. Zero for other tasks and where a cell has no revealed slot.
-        x0: (B, C, T, H, W); evidence_mask: (B, T, H, W) binary; task_ids: (B,).
+        x0: (B, C, T, H, W); task_ids: (B,); evidence_mask: (B, T, H, W), the binary mask, or in
+        training the straight-through one (same values), so the budget predictor of eq. 12-13
+        gets the gradient of a level estimated from fewer slots.
         """
         flags = torch.tensor([t.centre for t in self.cfg.umask.tasks], device=x0.device)
-        ev = evidence_mask.detach().unsqueeze(1).to(x0.dtype)              # (B, 1, T, H, W)
+        ev = evidence_mask.unsqueeze(1).to(x0.dtype)                       # (B, 1, T, H, W)
         count = ev.sum(2, keepdim=True)                                    # (B, 1, 1, H, W)
         mean = (x0 * ev).sum(2, keepdim=True) / count.clamp_min(1.0)       # (B, C, 1, H, W)
         use = flags[task_ids].view(-1, 1, 1, 1, 1) & (count > 0)

@@ -64,7 +64,7 @@ def training_loss(model: UMaskCompleter, values: Tensor, observed: Tensor, h: Te
     tm = task_masks(cfg.umask.tasks, task_ids, observed, scored)
     m = model.masks(h, task_ids, tm.candidates, stochastic=True, generator=generator)  # eq. 5-18
     target_mask = tm.target * (1 - m.hard)
-    x0 = x0 - model.evidence_offset(x0, m.hard, task_ids)                  # 0 unless task.centre
+    x0 = x0 - model.evidence_offset(x0, m.relaxed, task_ids)               # 0 unless task.centre
     B = x0.shape[0]
     u = torch.rand(B, generator=generator) ** (1.0 / t_power)
     t = (u * cfg.schedule.train_steps).long().clamp(max=cfg.schedule.train_steps - 1).to(x0.device)

@@ -252,3 +252,21 @@ def test_centred_training_runs_and_the_flag_round_trips(tmp_path):
     assert [t.centre for t in loaded.cfg.umask.tasks] == [True, True, False]
     with pytest.raises(ValueError, match="unknown task 'weekly'"):
         model.cfg.umask.set_centred(["weekly"])
+
+
+def test_evidence_offset_passes_gradient_to_the_mask():
+    """In training the offset is taken from the straight-through mask, so the budget predictor
+    sees what revealing less costs the level estimate."""
+    values, observed, h = _data()
+    model = _centred_model("short_term")
+    x0 = model.to_model_space(values)
+    tid = torch.zeros(N, dtype=torch.long)
+    tm = task_masks(model.cfg.umask.tasks, tid, observed)
+    m = model.masks(h, tid, tm.candidates, stochastic=True,
+                    generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(m.relaxed, m.hard, atol=1e-6)                      # same forward value
+    offset = model.evidence_offset(x0, m.relaxed, tid)
+    assert torch.allclose(offset, model.evidence_offset(x0, m.hard, tid), atol=1e-6)
+    ratio_params = list(model.umask.ratio.parameters())
+    grads = torch.autograd.grad(offset.pow(2).sum(), ratio_params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -25,6 +25,7 @@ from generative.umask.topk import cold_start_mix, fixed_random_mask, ratio_const
 class MaskOutput:
     hard: Tensor        # (B, T, H, W) binary evidence mask I (eq. 16), used for clamping (eq. 35)
     weighted: Tensor    # (B, T, H, W) importance-weighted mask M' (eq. 17), differentiable
+    relaxed: Tensor     # (B, T, H, W) forward = hard, backward = the soft top-k (eq. 16-17)
     relevance: Tensor   # (B, T, H, W) sampling scores p~ (eq. 14, 18)
     ratio: Tensor       # (B,) rho~ (eq. 13)
     budget: Tensor      # (B,) k_b
@@ -70,15 +71,16 @@ class UMask(nn.Module):
                                        temperature=self.cfg.relax_temperature,
                                        generator=generator, stochastic=stochastic)  # eq. 16-17
             hard, weighted, budget, ratio = m.hard, m.weighted, m.budget, ratio_out.ratio
+            relaxed = m.relaxed
         elif policy == "fixed":
             hard = torch.zeros_like(candidates)
             for tid in task.unique():
                 rows = task == tid
                 hard[rows] = fixed_random_mask(candidates[rows], float(self.fixed_ratio[tid]),
                                                generator)
-            weighted, budget = hard, hard.flatten(1).sum(-1).long()
+            weighted, relaxed, budget = hard, hard, hard.flatten(1).sum(-1).long()
             ratio = self.fixed_ratio[task]
         else:
             raise ValueError(f"policy must be 'adaptive' or 'fixed', got {policy!r}")
-        return MaskOutput(hard=hard, weighted=weighted, relevance=p, ratio=ratio, budget=budget,
+        return MaskOutput(hard=hard, weighted=weighted, relaxed=relaxed, relevance=p, ratio=ratio, budget=budget,
                           context=f_task, f_short=f_short, f_long=f_long, pattern=z)
