@@ -8,9 +8,9 @@ items the user already used (novelty) and ranks the rest.
   app, location and traffic traces of semantically similar users" (Sec. 7.1.2). The users
   nearest to the query user u vote for the items they adopted.
 
-  Similarity (eq. N1). By default it is the centred cosine of the profile embeddings h_u
-  (eq. 24). With ``profile_weight`` w < 1 it mixes in the classic user-kNN collaborative
-  signal, the cosine of the users' usage vectors of the recommended kind:
+  Similarity (eq. N1). With ``profile_weight`` w = 1 it is the centred cosine of the profile
+  embeddings h_u (eq. 24); w < 1 (the default is 0.5) mixes in the classic user-kNN
+  collaborative signal, the cosine of the users' usage vectors of the recommended kind:
       sim(u, n) = w cos(h_u, h_n) + (1 - w) cos(x_u, x_n),
       x_u(i) = 1[u used i] * idf(i),  idf(i) = log((N + 1) / (N p(i) + 1)),
   so a shared rare item says more about two users than a shared ubiquitous one.
@@ -134,7 +134,7 @@ class NeighboursStrategy:
         return similarity
 
     def neighbours(self, index: CatalogueIndex, query: Query,
-                   kind: str = "app") -> tuple[np.ndarray, np.ndarray]:
+                   kind: str) -> tuple[np.ndarray, np.ndarray]:
         """Row indices of the nearest users (never the user itself) and their similarities."""
         similarity = self.similarity(index, query, kind)
         if query.user_id is not None and query.user_id in index.user_ids:
