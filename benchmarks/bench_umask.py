@@ -82,13 +82,15 @@ def train_pair(data: BenchData, train_idx: torch.Tensor, seed: int, args) -> dic
                                        mask_policy=policy)
         cfg.channel_names, cfg.channel_groups = data.channel_names, data.groups
         cfg.umask.set_centred(centred_tasks(data, args))
+        cfg.umask.centre_weighting = args.centre_weighting
         torch.manual_seed(seed)
         model = UMaskCompleter(cfg)
         t0 = time.perf_counter()
         hist = fit(model, V[train_idx], O[train_idx], H[train_idx],
                    TrainConfig(steps=args.steps, batch_size=64, seed=seed,
                                log_every=args.val_every if args.val_fraction else args.steps,
-                               val_fraction=args.val_fraction, h_noise=args.h_noise))
+                               val_fraction=args.val_fraction, h_noise=args.h_noise,
+                               ema_decay=args.ema))
         model.train_seconds = time.perf_counter() - t0
         model.best_step = hist[-1].get("best_step", args.steps)
         model.set_reference(H[train_idx][:256])
@@ -155,6 +157,8 @@ def run_dataset(data: BenchData, args) -> str:
                args.embedding, "--workdir", args.workdir, "--threads", "1",
                "--sim-users", str(args.sim_users), "--val-fraction", str(args.val_fraction),
                "--val-every", str(args.val_every), "--h-noise", str(args.h_noise),
+               "--ema", str(args.ema),
+               "--centre-weighting", args.centre_weighting,
                "--centre", *args.centre, "--sim-centre", *args.sim_centre]
         cmd += ["--validation"] if args.validation else []
         if args.jobs > 1:
@@ -181,9 +185,13 @@ def run_dataset(data: BenchData, args) -> str:
         schedule = f"{args.steps} training steps per model"
     if args.h_noise:
         schedule += f", Gaussian noise of std {args.h_noise} on h_u in training"
+    if args.ema:
+        schedule += f", weights averaged (EMA decay {args.ema}) and the average validated and kept"
     centred = centred_tasks(data, args)
     if centred:
-        schedule += (", the DiT completing deviations from each user's revealed-evidence mean "
+        level = ("mean" if args.centre_weighting == "uniform"
+                 else "mean weighted by M' = I p (eq. 17)")
+        schedule += (f", the DiT completing deviations from each user's revealed-evidence {level} "
                      f"(TaskConfig.centre) for {', '.join(centred)}")
     split = ("VALIDATION: scored on a fifth of each seed's training users, test users unseen"
              if args.validation else "80/20 user split per seed")
@@ -289,11 +297,14 @@ def main() -> None:
     ap.add_argument("--val-fraction", type=float, default=0.1,
                     help="training users held out for early stopping (0: train all steps)")
     ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
     ap.add_argument("--h-noise", type=float, default=0.0, help="std of noise on h_u in training")
     ap.add_argument("--centre", nargs="*", choices=TASKS, default=[],
                     help="netfp: tasks whose DiT completes deviations from the evidence mean")
     ap.add_argument("--sim-centre", nargs="*", choices=TASKS, default=[],
                     help="the same for the simulated population")
+    ap.add_argument("--centre-weighting", choices=["uniform", "relevance"], default="uniform",
+                    help="level of the centred tasks: plain or M'-weighted evidence mean")
     ap.add_argument("--validation", action="store_true",
                     help="score on held-out training users (model selection); never writes")
     ap.add_argument("--embedding", choices=["uscope", "standin"], default="uscope")

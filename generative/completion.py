@@ -67,21 +67,30 @@ class UMaskCompleter(nn.Module):
     def to_data_space(x: Tensor) -> Tensor:
         return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
-    def evidence_offset(self, x0: Tensor, evidence_mask: Tensor, task_ids: Tensor) -> Tensor:
-        """Per-user, per-channel mean of the revealed evidence over time: (B, C, 1, H, W).
+    def evidence_offset(self, x0: Tensor, evidence_mask: Tensor, task_ids: Tensor,
+                        weighted: Tensor | None = None) -> Tensor:
+        """Per-user, per-channel level of the revealed evidence over time: (B, C, 1, H, W).
 
         Rows whose task has ``centre`` set diffuse X_0 minus this offset and add it back after
         sampling (instance normalisation, as RevIN does for forecasters): a DiT that outputs
-        zeros then completes every hidden slot with the user's evidence average, and learns only
+        zeros then completes every hidden slot with the user's evidence level, and learns only
         the deviations from it. Zero for other tasks and where a cell has no revealed slot.
         x0: (B, C, T, H, W); task_ids: (B,); evidence_mask: (B, T, H, W), the binary mask, or in
         training the straight-through one (same values), so the budget predictor of eq. 12-13
-        gets the gradient of a level estimated from fewer slots.
+        gets the gradient of a level estimated from fewer slots. The level is the plain mean over
+        the revealed slots, or with ``umask.centre_weighting == "relevance"`` the mean weighted by
+        ``weighted`` = M' (eq. 17), so the relevance scores p (eq. 14) also decide the level.
         """
         flags = torch.tensor([t.centre for t in self.cfg.umask.tasks], device=x0.device)
         ev = evidence_mask.unsqueeze(1).to(x0.dtype)                       # (B, 1, T, H, W)
+        w = ev
+        if self.cfg.umask.centre_weighting == "relevance" and weighted is not None:
+            w = weighted.unsqueeze(1).to(x0.dtype)
+        elif self.cfg.umask.centre_weighting not in ("uniform", "relevance"):
+            raise ValueError("umask.centre_weighting must be 'uniform' or 'relevance', got "
+                             f"{self.cfg.umask.centre_weighting!r}")
         count = ev.sum(2, keepdim=True)                                    # (B, 1, 1, H, W)
-        mean = (x0 * ev).sum(2, keepdim=True) / count.clamp_min(1.0)       # (B, C, 1, H, W)
+        mean = (x0 * w).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp_min(1e-12)
         use = flags[task_ids].view(-1, 1, 1, 1, 1) & (count > 0)
         return torch.where(use, mean, torch.zeros_like(mean))
 
@@ -150,7 +159,7 @@ class UMaskCompleter(nn.Module):
                 hard = hard.to(device)
                 weighted = hard
             x0 = self.to_model_space(v)
-            offset = self.evidence_offset(x0, hard, tid)                     # (B, C, 1, H, W)
+            offset = self.evidence_offset(x0, hard, tid, weighted)           # (B, C, 1, H, W)
             x0 = x0 - offset
             rep = lambda t: t.repeat(n_samples, *([1] * (t.dim() - 1)))
             known, mask_h, mask_w = rep(x0), rep(hard), rep(weighted)

@@ -61,6 +61,10 @@ class UMaskConfig:
     group_temperature: float = 1.0  # T_tmp of eq. 10
     relax_temperature: float = 0.5  # temperature of the top-k relaxation (eq. 16-17)
     infonce_temperature: float = 0.1  # eq. 20
+    # Centring offset of the tasks with TaskConfig.centre: "uniform" = plain mean of the revealed
+    # slots; "relevance" = mean weighted by M' = I * p (eq. 17), the weights the DiT's evidence
+    # summary uses (with the fixed-mask control M' = I, so both are the plain mean there).
+    centre_weighting: Literal["uniform", "relevance"] = "uniform"
     tasks: list[TaskConfig] = field(default_factory=lambda: default_tasks(24))
 
     @property
@@ -140,6 +144,7 @@ class CompletionConfig:
     def from_dict(cls, d: dict) -> CompletionConfig:
         um = dict(d["umask"])
         um["tasks"] = [TaskConfig(**t) for t in um["tasks"]]
+        um.setdefault("centre_weighting", "uniform")   # configs saved before the option existed
         return cls(umask=UMaskConfig(**um), dit=DiTConfig(**d["dit"]),
                    schedule=ScheduleConfig(**d["schedule"]), mask_policy=d["mask_policy"],
                    channel_names=list(d.get("channel_names", [])),

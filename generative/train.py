@@ -8,13 +8,15 @@ reconstruction loss (eq. 19/32) plus lambda_con * InfoNCE(F_short, F_long) (eq. 
 ``val_fraction`` > 0 it holds out that share of users, scores eq. 19/32 on them every
 ``log_every`` steps with fixed noise (so checkpoints are compared on the same draws) and ends with
 the weights of the best validation step: on one day of ~1,000 users the DiT overfits within a few
-thousand steps.
+thousand steps. With ``ema_decay`` > 0 the exponential moving average of the weights is the model
+validated and kept (``WeightAverage``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +43,7 @@ class TrainConfig:
     h_noise: float = 0.0        # std of Gaussian noise added to h_u in training (regulariser)
     val_fraction: float = 0.0   # users held out for early stopping; 0 trains on all, no restore
     val_repeats: int = 4        # noise draws per validation user and task
+    ema_decay: float = 0.0      # > 0: validate and keep an exponential moving average of the weights
 
 
 @dataclass
@@ -64,7 +67,7 @@ def training_loss(model: UMaskCompleter, values: Tensor, observed: Tensor, h: Te
     tm = task_masks(cfg.umask.tasks, task_ids, observed, scored)
     m = model.masks(h, task_ids, tm.candidates, stochastic=True, generator=generator)  # eq. 5-18
     target_mask = tm.target * (1 - m.hard)
-    x0 = x0 - model.evidence_offset(x0, m.relaxed, task_ids)               # 0 unless task.centre
+    x0 = x0 - model.evidence_offset(x0, m.relaxed, task_ids, m.weighted)   # 0 unless task.centre
     B = x0.shape[0]
     u = torch.rand(B, generator=generator) ** (1.0 / t_power)
     t = (u * cfg.schedule.train_steps).long().clamp(max=cfg.schedule.train_steps - 1).to(x0.device)
@@ -114,6 +117,41 @@ def validation_loss(model: UMaskCompleter, values: Tensor, observed: Tensor, h: 
     return total / len(rows)
 
 
+class WeightAverage:
+    """Exponential moving average of the trainable weights, as DiT training keeps one
+    (Peebles & Xie use decay 0.9999): theta_ema <- d theta_ema + (1 - d) theta after every step,
+    with d = min(decay, (1 + n) / (10 + n)) after n updates so early averages are not dominated
+    by the random initialisation."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+        self.decay, self.updates = decay, 0
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, p in model.named_parameters():
+            self.shadow[name].lerp_(p.detach(), 1.0 - d)
+
+    @contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """Swap the averaged weights in for the duration of the block."""
+        params = dict(model.named_parameters())
+        live = {n: p.detach().clone() for n, p in params.items()}
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(self.shadow[n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(live[n])
+
+
 def split_validation(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """(train rows, validation rows) of ``n`` users; validation gets round(fraction * n) >= 1."""
     if not 0.0 < fraction < 1.0:
@@ -158,6 +196,8 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
     n_tasks = core.cfg.umask.n_tasks
     history, t0, run = [], time.perf_counter(), {"loss": 0.0, "rec": 0.0, "con": 0.0}
     best = {"loss": float("inf"), "step": 0, "state": None}
+    ema = WeightAverage(core, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    averaged = (lambda: ema.applied(core)) if ema is not None else nullcontext
     model.train()
     for step in range(1, cfg.steps + 1):
         idx = torch.randint(0, n, (min(cfg.batch_size, n),), generator=gen)
@@ -176,6 +216,8 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(core)
         run["loss"] += float(out.loss.detach())
         run["rec"] += float(out.reconstruction)
         run["con"] += float(out.consistency)
@@ -185,11 +227,12 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
                    "ratios": core.umask.ratio.base_ratio().detach().tolist(),
                    "seconds": time.perf_counter() - t0}
             if validation is not None:
-                rec["val_loss"] = validation_loss(core, *validation, repeats=cfg.val_repeats,
-                                                  seed=cfg.seed)
-                if rec["val_loss"] < best["loss"]:
-                    best.update(loss=rec["val_loss"], step=step, state={
-                        k: v.detach().clone() for k, v in core.state_dict().items()})
+                with averaged():   # the averaged weights are the ones validated and kept
+                    rec["val_loss"] = validation_loss(core, *validation,
+                                                      repeats=cfg.val_repeats, seed=cfg.seed)
+                    if rec["val_loss"] < best["loss"]:
+                        best.update(loss=rec["val_loss"], step=step, state={
+                            k: v.detach().clone() for k, v in core.state_dict().items()})
                 rec["best_step"] = best["step"]
             history.append(rec)
             if callback is not None:
@@ -197,5 +240,9 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
             run = {key: 0.0 for key in run}
     if best["state"] is not None:
         core.load_state_dict(best["state"])
+    elif ema is not None:
+        with torch.no_grad():
+            for name, p in core.named_parameters():
+                p.copy_(ema.shadow[name])
     model.eval()
     return history

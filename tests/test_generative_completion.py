@@ -14,7 +14,14 @@ from generative.config import DIT_PRESETS, CompletionConfig
 from generative.evaluate import compare, group_errors
 from generative.standin import histogram_embedding
 from generative.tasks import task_masks
-from generative.train import TrainConfig, fit, split_validation, training_loss, validation_loss
+from generative.train import (
+    TrainConfig,
+    WeightAverage,
+    fit,
+    split_validation,
+    training_loss,
+    validation_loss,
+)
 
 N, C, T, D_USER = 24, 3, 12, 16
 
@@ -270,3 +277,73 @@ def test_evidence_offset_passes_gradient_to_the_mask():
     ratio_params = list(model.umask.ratio.parameters())
     grads = torch.autograd.grad(offset.pow(2).sum(), ratio_params, allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_relevance_weighted_offset_follows_the_weighted_mask(tmp_path):
+    """centre_weighting="relevance": the level is the mean weighted by M' = I p (eq. 17), it
+    moves with the temporal profile phi (eq. 14) through the gradient, and for the fixed-mask
+    control (M' = I) it is the plain mean."""
+    values, observed, h = _data()
+    model = _centred_model("short_term")
+    model.cfg.umask.centre_weighting = "relevance"
+    x0 = model.to_model_space(values)
+    tid = torch.zeros(N, dtype=torch.long)
+    tm = task_masks(model.cfg.umask.tasks, tid, observed)
+    m = model.masks(h, tid, tm.candidates, stochastic=True,
+                    generator=torch.Generator().manual_seed(0))
+    offset = model.evidence_offset(x0, m.relaxed, tid, m.weighted)
+    w = (m.hard * m.relevance).unsqueeze(1)
+    expect = (x0 * w).sum(2, keepdim=True) / w.sum(2, keepdim=True)
+    assert torch.allclose(offset, expect, atol=1e-5)
+    uniform = model.evidence_offset(x0, m.relaxed, tid)                      # no weights given
+    assert not torch.allclose(offset, uniform, atol=1e-4)
+    (grad,) = torch.autograd.grad(offset.pow(2).sum(), model.umask.relevance.temporal_logit)
+    assert grad[0].abs().sum() > 0
+    control = _centred_model("short_term")
+    control.cfg.mask_policy = "fixed"
+    control.cfg.umask.centre_weighting = "relevance"
+    mc = control.masks(h, tid, tm.candidates, stochastic=True,
+                       generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(control.evidence_offset(x0, mc.hard, tid, mc.weighted),
+                          control.evidence_offset(x0, mc.hard, tid), atol=1e-6)
+    loaded = UMaskCompleter.load(model.save(tmp_path / "rel"))
+    assert loaded.cfg.umask.centre_weighting == "relevance"
+
+
+def test_weight_average_update_and_swap():
+    layer = torch.nn.Linear(3, 2)
+    start = {n: p.detach().clone() for n, p in layer.named_parameters()}
+    ema = WeightAverage(layer, decay=0.9)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    ema.update(layer)
+    d = min(0.9, 2 / 11)                                   # warm-up: (1 + n) / (10 + n), n = 1
+    assert torch.allclose(ema.shadow["weight"], d * start["weight"] + (1 - d) * layer.weight)
+    live = layer.weight.detach().clone()
+    with ema.applied(layer):
+        assert torch.equal(layer.weight, ema.shadow["weight"])
+    assert torch.equal(layer.weight, live)                  # live weights restored
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightAverage(layer, decay=1.0)
+
+
+def test_early_stopping_with_ema_keeps_the_validated_average():
+    """With ema_decay the averaged weights are validated and kept: the final model reproduces
+    the best recorded validation loss, and differs from the live weights of that step."""
+    values, observed, h = _data()
+    model = _model()
+    seen = {}
+
+    def keep(record):
+        seen[record["step"]] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    cfg = TrainConfig(steps=30, batch_size=8, lr=2e-2, log_every=10, val_fraction=0.25,
+                      ema_decay=0.9)
+    hist = fit(model, values, observed, h, cfg, callback=keep)
+    best = hist[-1]["best_step"]
+    best_loss = next(r["val_loss"] for r in hist if r["step"] == best)
+    _, val = split_validation(N, cfg.val_fraction, cfg.seed)
+    again = validation_loss(model, values[val], observed[val], h[val], observed[val],
+                            repeats=cfg.val_repeats, seed=cfg.seed)
+    assert again == pytest.approx(best_loss, rel=1e-5)
+    assert not torch.equal(model.dit.final.linear.weight, seen[best]["dit.final.linear.weight"])
