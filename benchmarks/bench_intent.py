@@ -73,6 +73,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--validation", type=int, default=0, metavar="N",
                    help="> 0: run on a validation split instead (N population devices play "
                         "the held-out role; the real held-out devices are unused; no write)")
+    p.add_argument("--prior-shift", type=float, default=None, metavar="K",
+                   help="device stage: label-shift init of b_2, p_dev smoothed with K")
+    p.add_argument("--prior-scale", type=float, default=1.0,
+                   help="device stage: multiplier of the label-shift log ratio")
+    p.add_argument("--unlearn-steps", type=int, default=10, help="device stage")
+    p.add_argument("--finetune-steps", type=int, default=40, help="device stage")
+    p.add_argument("--individual-lr", type=float, default=1e-2, help="device stage (Adam)")
     p.add_argument("--input-length", type=int, default=30)
     p.add_argument("--quick", action="store_true", help="tiny GPT-2 teacher, few steps")
     p.add_argument("--no-write", action="store_true")
@@ -133,8 +140,11 @@ class Run:
 
     def individual(self, student, p_out, strategy="unlearning"):
         start = time.perf_counter()
-        adapters = tune_users(student, self.data.tune, p_out, self.data.p_pop,
-                              IndividualConfig(strategy=strategy))
+        a = self.args
+        config = IndividualConfig(strategy=strategy, unlearn_steps=a.unlearn_steps,
+                                  finetune_steps=a.finetune_steps, prior_shift=a.prior_shift,
+                                  prior_scale=a.prior_scale, lr=a.individual_lr)
+        adapters = tune_users(student, self.data.tune, p_out, self.data.p_pop, config)
         scores = predict_with_adapters(student, self.data.test, adapters)
         return scores.numpy(), adapters, time.perf_counter() - start
 
@@ -355,8 +365,11 @@ def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdi
         f"(backbone {args.backbone_lr:g}), {args.warmup} warm-up steps, {args.schedule} lr. "
         f"Student: GPT-2 config, 4 layers, 128-d, random init, distilled for "
         f"{args.distill_steps} steps of batch 64 (alpha 0.5, epsilon 1, lr "
-        f"{args.distill_lr:g}). Individual: per-device adapter (E_i, W_2, b_2), 10 unlearning "
-        f"steps (lambda 1, threshold 0.01) then 40 fine-tuning steps, Adam 0.01.")
+        f"{args.distill_lr:g}). Individual: per-device adapter (E_i, W_2, b_2), "
+        f"{args.unlearn_steps} unlearning steps (lambda 1, threshold 0.01) then "
+        f"{args.finetune_steps} fine-tuning steps, Adam {args.individual_lr:g}"
+        + (f"; b_2 initialised with the label shift (pseudo-count {args.prior_shift:g}, scale "
+           f"{args.prior_scale:g})." if args.prior_shift is not None else "."))
     if args.quick:
         setup = "**QUICK SMOKE RUN (tiny GPT-2 teacher): not the reported setting.** " + setup
     if args.validation > 0:

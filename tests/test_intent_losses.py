@@ -144,3 +144,29 @@ def test_lr_schedule_warmup_then_cosine():
     assert [lr_factor(s, TrainConfig(steps=5)) for s in range(5)] == [1.0] * 5
     with pytest.raises(ValueError, match="schedule"):
         lr_factor(0, TrainConfig(schedule="linear"))
+
+
+def test_prior_shift_is_the_smoothed_log_ratio():
+    from generative.intent.losses import prior_shift
+
+    p_pop = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    labels = torch.tensor([2, 2, 2, 0])
+    k = 2.0
+    p_dev = (torch.tensor([1.0, 0.0, 3.0, 0.0]) + k * p_pop) / (4 + k)
+    expected = p_dev.log() - p_pop.log()
+    assert torch.allclose(prior_shift(labels, p_pop, k), expected, atol=1e-6)
+    # the user's frequent intent moves up, absent ones down; no data -> no shift
+    shift = prior_shift(labels, p_pop, k)
+    assert shift[2] > 0 and shift[1] < 0 and shift[3] < 0
+    assert torch.allclose(prior_shift(torch.zeros(0, dtype=torch.long), p_pop, k),
+                          torch.zeros(4), atol=1e-6)
+    # a huge pseudo-count keeps the population prior
+    assert prior_shift(labels, p_pop, 1e9).abs().max() < 1e-6
+    # softmax(logits + shift) is the Bayes posterior under the user's prior (Saerens et al.)
+    z = logits(3, 4, seed=5)
+    post = F.softmax(z, -1) * p_dev / p_pop
+    assert torch.allclose(F.softmax(z + shift, -1), post / post.sum(-1, keepdim=True),
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="pseudo_count"):
+        prior_shift(labels, p_pop, 0.0)
+

@@ -212,3 +212,42 @@ def test_validation_protocol_uses_population_devices_only(protocol):
     assert len(val.population) + len(val.tune) + len(val.test) == len(protocol.population)
     with pytest.raises(ValueError, match="n_valid"):
         validation_protocol(protocol, n_valid=0)
+
+
+def test_prior_shift_initialises_only_the_bias(trained, protocol):
+    from generative.intent.individual import base_adapter
+    from generative.intent.losses import prior_shift
+
+    _, student, _, _ = trained
+    u = int(protocol.tune.user[0])
+    mine = protocol.tune.subset(protocol.tune.user == u)
+    n_i = protocol.vocab.n_intents
+    p_out = torch.zeros(n_i)
+    p_pop = intent_distribution(protocol.population.target, n_i)
+    base = base_adapter(student)
+    for strategy in ("none", "unlearning"):
+        config = IndividualConfig(strategy=strategy, unlearn_steps=0, finetune_steps=0,
+                                  prior_shift=2.0, prior_scale=1.5)
+        tensors = tune_user(student, mine, p_out, p_pop, config).tensors
+        expected = base["out.bias"] + 1.5 * prior_shift(mine.target, p_pop, 2.0)
+        assert torch.allclose(tensors["out.bias"], expected, atol=1e-6)
+        for name in ("iat.intent_embeddings", "out.weight"):
+            assert torch.equal(tensors[name], base[name])
+    # the shifted start already fits the user's intents better than the shared student
+    shifted = predict_with_adapters(student, mine, {u: tune_user(
+        student, mine, p_out, p_pop, IndividualConfig(finetune_steps=0, unlearn_steps=0,
+                                                      prior_shift=2.0))})
+    ce = torch.nn.functional.cross_entropy
+    assert ce(shifted, mine.target) < ce(predict_logits(student, mine), mine.target)
+    # eq. 11's reference is the user's (shifted) start: with no sample of a forgotten intent
+    # the retain term is minimal there, so unlearning keeps b_2 at the shifted start (up to
+    # float noise; the shared-model reference moves it ~0.3 in these 30 steps)
+    present = torch.zeros(n_i, dtype=torch.bool)
+    present[mine.target] = True
+    p_out_absent = present.double()   # F_sta (eq. 8, threshold 0.01) = the absent intents
+    config = IndividualConfig(unlearn_steps=30, finetune_steps=0, prior_shift=0.5)
+    adapter = tune_user(student, mine, p_out_absent, torch.full((n_i,), 1.0 / n_i), config)
+    assert adapter.forgotten == torch.nonzero(~present).squeeze(1).tolist()
+    start = base["out.bias"] + prior_shift(mine.target, torch.full((n_i,), 1.0 / n_i), 0.5)
+    assert (adapter.tensors["out.bias"] - start).abs().max() < 0.05
+    assert (start - base["out.bias"]).abs().max() > 0.5

@@ -6,6 +6,9 @@ stays frozen; a user's whole state is an adapter, the few readout tensors in ``A
 (intent embeddings E_i and the output layer W_2, b_2), applied with ``torch.func.functional_call``.
 Strategies ``none``, ``focal`` and ``oversample`` replace unlearning by the class-imbalance
 baselines of the paper's Fig. 8.
+
+Option beyond the paper (off by default, see ``IndividualConfig``): a label-shift
+initialisation of b_2 (Saerens et al. 2002) before unlearning and fine-tuning.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from generative.intent.data import IntentSamples
-from generative.intent.losses import focal_loss, forgotten_set, intent_distribution, unlearning_loss
+from generative.intent.losses import (
+    focal_loss,
+    forgotten_set,
+    intent_distribution,
+    prior_shift,
+    unlearning_loss,
+)
 from generative.intent.model import ADAPTER_PARAMS, IntentPredictor
 from generative.intent.train import model_inputs
 
@@ -35,6 +44,11 @@ class IndividualConfig:
     batch_size: int = 64
     focal_gamma: float = 2.0
     seed: int = 0
+    # label-shift initialisation: before any step b_2 += prior_scale * (log p_dev - log P_pop)
+    # (``losses.prior_shift``; Saerens et al. 2002), p_dev smoothed with this pseudo-count;
+    # None = off. prior_scale > 1 trusts the user's prior more than Bayes' rule does.
+    prior_shift: float | None = None
+    prior_scale: float = 1.0
 
 
 @dataclass
@@ -74,13 +88,18 @@ def tune_user(model: IntentPredictor, samples: IntentSamples, p_out: torch.Tenso
     if config.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {config.strategy!r}")
     model.eval()
-    adapter = {k: v.clone().requires_grad_(True) for k, v in base_adapter(model).items()}
+    start = base_adapter(model)
+    if config.prior_shift is not None and len(samples) > 0:
+        shift = prior_shift(samples.target, p_pop, config.prior_shift)  # log p_dev - log P_pop
+        start["out.bias"] = start["out.bias"] + config.prior_scale * shift.to(start["out.bias"])
+    adapter = {k: v.clone().requires_grad_(True) for k, v in start.items()}
     if len(samples) == 0:
         return UserAdapter({k: v.detach() for k, v in adapter.items()})
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         hidden = model.encode(**model_inputs(samples, user_embeddings))  # (n, I, D), frozen
-        reference = readout_with(model, None, hidden, samples.length)    # original M (n, N_I)
+        # original M (n, N_I): the user's starting model (the shared one unless prior-shifted)
+        reference = readout_with(model, start, hidden, samples.length)
     length, target = samples.length, samples.target
     # the shared readout tensors enter as constants: autograd only reaches the adapter
     frozen = {n: p.detach() for n, p in model.readout.named_parameters() if n not in adapter}

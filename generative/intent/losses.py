@@ -3,7 +3,9 @@
 - eq. 5: population loss = masked event reconstruction CE + intent CE;
 - eq. 6-7: distillation, alpha * KL at temperature epsilon + (1 - alpha) * CE;
 - eq. 8-10: static, dynamic and union forgotten intent sets;
-- eq. 11: unlearning loss, lambda * CE on retained-intent samples - CE on forgotten-intent ones.
+- eq. 11: unlearning loss, lambda * CE on retained-intent samples - CE on forgotten-intent ones;
+- ``prior_shift``: the label-shift correction of a population posterior to one user's prior
+  (Saerens et al. 2002), an optional initialisation of the device adapter's bias b_2.
 """
 
 from __future__ import annotations
@@ -88,6 +90,26 @@ def intent_distribution(labels: torch.Tensor, n_intents: int) -> torch.Tensor:
     """Share of each intent among ``labels`` (N,) -> (N_I,); zeros when there are none."""
     counts = torch.bincount(labels, minlength=n_intents).double()
     return counts / counts.sum().clamp(min=1.0)
+
+
+def prior_shift(labels: torch.Tensor, p_pop: torch.Tensor, pseudo_count: float) -> torch.Tensor:
+    """log p_dev(y) - log P_pop(y) (N_I,): the label-shift correction of a posterior.
+
+    A predictor trained where the label prior is P_pop gives p(y | x) proportional to
+    p(x | y) P_pop(y); for a user whose intents follow p_dev instead, the Bayes posterior is
+    p(y | x) p_dev(y) / P_pop(y) (Saerens, Latinne and Decaestecker, Neural Computation 2002),
+    i.e. the logits plus this vector. p_dev is the user's tuning-intent frequency (the P_in of
+    eq. 9) smoothed towards the population with ``pseudo_count`` k (a Dirichlet prior with
+    mean P_pop): p_dev = (n_y + k P_pop(y)) / (n + k); with no data it is P_pop and the shift
+    is 0.
+    """
+    if pseudo_count <= 0:
+        raise ValueError(f"pseudo_count must be > 0, got {pseudo_count}")
+    p_pop = p_pop.double()
+    counts = torch.bincount(labels, minlength=p_pop.shape[0]).double()
+    p_dev = (counts + pseudo_count * p_pop) / (counts.sum() + pseudo_count)
+    tiny = torch.finfo(torch.float64).tiny
+    return (p_dev.clamp(min=tiny).log() - p_pop.clamp(min=tiny).log()).float()
 
 
 def unlearning_loss(logits: torch.Tensor, reference_logits: torch.Tensor,
