@@ -136,20 +136,22 @@ class WeightAverage:
         for name, p in model.named_parameters():
             self.shadow[name].lerp_(p.detach(), 1.0 - d)
 
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module, weights: dict[str, Tensor] | None = None) -> None:
+        """Write ``weights`` (default: the averaged ones) into the model's parameters."""
+        source = self.shadow if weights is None else weights
+        for name, p in model.named_parameters():
+            p.copy_(source[name])
+
     @contextmanager
     def applied(self, model: torch.nn.Module) -> Iterator[None]:
         """Swap the averaged weights in for the duration of the block."""
-        params = dict(model.named_parameters())
-        live = {n: p.detach().clone() for n, p in params.items()}
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(self.shadow[n])
+        live = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.copy_to(model)
         try:
             yield
         finally:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(live[n])
+            self.copy_to(model, live)
 
 
 def split_validation(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
@@ -241,8 +243,6 @@ def fit(model: UMaskCompleter, values, observed, h, cfg: TrainConfig, *, scored=
     if best["state"] is not None:
         core.load_state_dict(best["state"])
     elif ema is not None:
-        with torch.no_grad():
-            for name, p in core.named_parameters():
-                p.copy_(ema.shadow[name])
+        ema.copy_to(core)
     model.eval()
     return history

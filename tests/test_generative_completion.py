@@ -347,3 +347,22 @@ def test_early_stopping_with_ema_keeps_the_validated_average():
                             repeats=cfg.val_repeats, seed=cfg.seed)
     assert again == pytest.approx(best_loss, rel=1e-5)
     assert not torch.equal(model.dit.final.linear.weight, seen[best]["dit.final.linear.weight"])
+
+
+def test_fit_without_validation_ends_with_the_weight_average():
+    values, observed, h = _data()
+    model = _model()
+    name = "dit.final.linear.weight"
+    trajectory = [model.state_dict()[name].clone()]
+
+    def keep(record):   # without validation the callback sees the live weights of every step
+        trajectory.append(model.state_dict()[name].clone())
+
+    fit(model, values, observed, h, TrainConfig(steps=6, batch_size=8, lr=2e-2, log_every=1,
+                                                ema_decay=0.5), callback=keep)
+    expect = trajectory[0]
+    for n, live in enumerate(trajectory[1:], start=1):
+        d = min(0.5, (1 + n) / (10 + n))
+        expect = d * expect + (1 - d) * live
+    assert torch.allclose(model.state_dict()[name], expect, atol=1e-6)
+    assert not torch.allclose(expect, trajectory[-1], atol=1e-6)
