@@ -68,9 +68,13 @@ How to read these tables:
   decay 0.99 and 0.998 within 0.0001 of each other, 0.99 kept) and, on the simulated validation,
   U-MASK / HA on every task and channel group. Weighting the centring level by M' = I p
   (`--centre-weighting relevance`) helped short term (U-MASK / HA 0.976 against 0.982) but hurt
-  long term (0.952 against 0.947) and cold start (0.947 against 0.912), so the plain mean stays. Centring was not validated on the simulated population; applied
-  there untested with the detached offset (a run on 2026-11-24) it destabilised U-MASK, so the
-  simulated run leaves it off (`--sim-centre`).
+  long term (0.952 against 0.947) and cold start (0.947 against 0.912), so the plain mean stays.
+- On the simulated population, centring every task (straight-through offset, EMA 0.99) failed
+  validation: U-MASK / control 1.05 (app) to 1.40 (traffic) on short term, and cold start
+  broke down (U-MASK RMSE 0.43 against the control's 0.05 on app). With 8 location cells the
+  level is per cell, so in cold start a cell often has a single revealed slot that sets its
+  level, and the DiT's X_0 clip to [-1, 1] (applied to the deviation) cannot undo a level that
+  far off. The simulated run therefore leaves centring off (`--sim-centre`).
 - Speed rows are one sample per user on a CPU shared with other jobs; they compare samplers
   measured side by side in one run, not absolute throughput.
 """
