@@ -171,7 +171,7 @@ class UMaskCompleter(nn.Module):
                 return self.dit(x_t, t, evidence, mask_w, ctx, tids)
 
             x = sample(denoise, scheduler.to(device), known, mask_h, num_steps=steps,
-                       generator=gen)                                        # eq. 35 inside
+                       generator=gen, shift=rep(offset))                     # eq. 35 inside
             x = x.view(n_samples, *x0.shape) + offset[None]
             # Evidence returns exactly, in data units as given (no round trip through [-1, 1]).
             x = torch.where(hard.bool()[None, :, None], v[None], self.to_data_space(x))

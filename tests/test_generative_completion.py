@@ -366,3 +366,19 @@ def test_fit_without_validation_ends_with_the_weight_average():
         expect = d * expect + (1 - d) * live
     assert torch.allclose(model.state_dict()[name], expect, atol=1e-6)
     assert not torch.allclose(expect, trajectory[-1], atol=1e-6)
+
+
+def test_centred_completion_clips_in_data_space():
+    """A centred DiT that predicts a deviation of +1.5 everywhere completes each hidden slot
+    with min(1, level + 1.5) in model space: the clip bounds the data, not the deviation."""
+    values, observed, h = _data()
+    model = _centred_model("short_term")
+    with torch.no_grad():
+        model.dit.final.linear.bias.fill_(1.5)
+    out = model.complete(values, observed, h, "short_term", n_samples=1, steps=1, seed=0)
+    ha = historical_average(values, out.evidence_mask)                      # data-space level
+    level = model.to_model_space(ha)
+    expect = model.to_data_space((level + 1.5).clamp(-1.0, 1.0))
+    hidden = (out.target_mask.bool() & ~out.evidence_mask.bool())[:, None].expand_as(values)
+    assert torch.allclose(out.median[hidden], expect[hidden], atol=1e-5)
+    assert (expect[hidden] > model.to_data_space(level + 1.0)[hidden] + 0.1).any()

@@ -157,3 +157,21 @@ def test_loss_covers_target_mask_only():
     moved[~m] += 100.0
     assert torch.allclose(masked_diffusion_loss(moved, target, tmask), loss.detach())
     assert masked_diffusion_loss(pred, target, torch.zeros_like(tmask)) == 0
+
+
+def test_clip_with_a_shift_bounds_x0_in_data_space():
+    """A centred task diffuses X_0 - offset: the clip keeps X_0 + offset in [-1, 1], so a
+    deviation of up to 2 survives where the plain clip would cut it at 1."""
+    sched = DDIMScheduler(ScheduleConfig(train_steps=20))
+    t = torch.full((2,), 19, dtype=torch.long)
+    x_t = torch.zeros(2, 1, 3, 1, 1)
+    out = torch.tensor([1.8, -0.5, -3.0]).view(1, 1, 3, 1, 1).expand(2, 1, 3, 1, 1)
+    shift = torch.tensor([-0.9, 0.4]).view(2, 1, 1, 1, 1)
+    x0, _ = sched.to_x0_eps(out, t, x_t, shift)
+    assert ((x0 + shift) <= 1 + 1e-6).all() and ((x0 + shift) >= -1 - 1e-6).all()
+    assert torch.allclose(x0[0].flatten(), torch.tensor([1.8, -0.1, -0.1]))   # offset -0.9
+    assert torch.allclose(x0[1].flatten(), torch.tensor([0.6, -0.5, -1.4]))   # offset +0.4
+    plain, _ = sched.to_x0_eps(out, t, x_t)
+    assert torch.allclose(plain[0].flatten(), torch.tensor([1.0, -0.5, -1.0]))
+    zero, _ = sched.to_x0_eps(out, t, x_t, torch.zeros_like(shift))
+    assert torch.equal(zero, plain)

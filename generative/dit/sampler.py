@@ -26,16 +26,18 @@ def clamp_evidence(x: Tensor, known: Tensor, mask: Tensor) -> Tensor:
 @torch.no_grad()
 def sample(denoise: Callable[[Tensor, Tensor], Tensor], scheduler: VPSchedule, known: Tensor,
            mask: Tensor, *, num_steps: int | None = None,
-           generator: torch.Generator | None = None) -> Tensor:
+           generator: torch.Generator | None = None, shift: Tensor | None = None) -> Tensor:
     """Draw one completion per row of ``known`` (B, C, T, H, W) with evidence ``mask`` (B, T, H, W).
 
-    ``num_steps`` None runs every training step (full DDPM); DDIM uses e.g. 10-20.
+    ``num_steps`` None runs every training step (full DDPM); DDIM uses e.g. 10-20. ``shift``:
+    the offset subtracted from the data before diffusion (centred tasks), so the X_0 clip
+    applies in data space (``VPSchedule.to_x0_eps``).
     """
     x = torch.randn(known.shape, generator=generator).to(known.device)  # X_{T_d} ~ N(0, I)
     x = clamp_evidence(x, known, mask)
     scheduler.set_timesteps(num_steps)
     for t in scheduler.timesteps.tolist():
         tt = torch.full((known.shape[0],), t, dtype=torch.long, device=known.device)
-        out = scheduler.step(denoise(x, tt), t, x, generator=generator)
+        out = scheduler.step(denoise(x, tt), t, x, generator=generator, shift=shift)
         x = clamp_evidence(out.prev_sample, known, mask)             # eq. 35 at every step
     return x

@@ -64,8 +64,14 @@ class VPSchedule(nn.Module):
         a = self._bar(t, x0)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
-    def to_x0_eps(self, model_output: Tensor, t: Tensor, sample: Tensor) -> tuple[Tensor, Tensor]:
-        """(predicted X_0, predicted eps) from the network output and X_t."""
+    def to_x0_eps(self, model_output: Tensor, t: Tensor, sample: Tensor,
+                  shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(predicted X_0, predicted eps) from the network output and X_t.
+
+        ``clip_sample`` keeps X_0 inside the data range [-clip, clip]. When the diffused tensor
+        is X_0 minus an offset (a centred task), ``shift`` is that offset (broadcastable to
+        X_t) and the clip applies to X_0 + shift, i.e. in data space.
+        """
         a = self._bar(t, sample)
         if self.cfg.prediction_type == "sample":
             x0 = model_output
@@ -74,7 +80,11 @@ class VPSchedule(nn.Module):
         else:
             raise ValueError(f"unknown prediction_type {self.cfg.prediction_type!r}")
         if self.cfg.clip_sample is not None:
-            x0 = x0.clamp(-self.cfg.clip_sample, self.cfg.clip_sample)
+            clip = self.cfg.clip_sample
+            if shift is None:
+                x0 = x0.clamp(-clip, clip)
+            else:
+                x0 = torch.minimum(torch.maximum(x0, -clip - shift), clip - shift)
         eps = (sample - a.sqrt() * x0) / (1 - a).sqrt()
         return x0, eps
 
@@ -106,9 +116,9 @@ class DDPMScheduler(VPSchedule):
     """Ancestral sampling from the posterior q(X_{t'} | X_t, X_0) (Ho et al. 2020)."""
 
     def step(self, model_output: Tensor, t: int, sample: Tensor,
-             generator: torch.Generator | None = None) -> StepOutput:
+             generator: torch.Generator | None = None, shift: Tensor | None = None) -> StepOutput:
         tt = torch.full((sample.shape[0],), t, dtype=torch.long)
-        x0, _ = self.to_x0_eps(model_output, tt, sample)
+        x0, _ = self.to_x0_eps(model_output, tt, sample, shift)
         prev_t = self.previous_timestep(t)
         a_t = self.alphas_cumprod.to(sample.device)[t]
         a_prev = self._prev_bar(prev_t, sample)
@@ -131,9 +141,9 @@ class DDIMScheduler(VPSchedule):
         self.eta = eta
 
     def step(self, model_output: Tensor, t: int, sample: Tensor,
-             generator: torch.Generator | None = None) -> StepOutput:
+             generator: torch.Generator | None = None, shift: Tensor | None = None) -> StepOutput:
         tt = torch.full((sample.shape[0],), t, dtype=torch.long)
-        x0, eps = self.to_x0_eps(model_output, tt, sample)
+        x0, eps = self.to_x0_eps(model_output, tt, sample, shift)
         prev_t = self.previous_timestep(t)
         a_t = self.alphas_cumprod.to(sample.device)[t]
         a_prev = self._prev_bar(prev_t, sample)
