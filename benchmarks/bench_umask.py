@@ -75,6 +75,12 @@ How to read these tables:
   level is per cell, so in cold start a cell often has a single revealed slot that sets its
   level, and the DiT's X_0 clip to [-1, 1] (applied to the deviation) cannot undo a level that
   far off. The simulated run therefore leaves centring off (`--sim-centre`).
+- For centred tasks the sampler clips X_0 + offset to the data range [-1, 1] (before
+  2026-11-24 it clipped the deviation, which cut a hidden slot at most 1 above the user's
+  level). On these netfp test models the DDIM-1 point forecasts are unchanged (scores equal to
+  within 3e-6); the one-sample RMSE of the multi-step samplers in the speed table rose (DDPM /
+  DDIM-20 / DDIM-10: 0.0903 / 0.0897 / 0.0874 with the old clip, same models), as samples now
+  reach the extremes of the range.
 - Speed rows are one sample per user on a CPU shared with other jobs; they compare samplers
   measured side by side in one run, not absolute throughput.
 """
