@@ -71,10 +71,10 @@ How to read these tables:
   long term (0.952 against 0.947) and cold start (0.947 against 0.912), so the plain mean stays.
 - On the simulated population, centring every task (straight-through offset, EMA 0.99) failed
   validation: U-MASK / control 1.05 (app) to 1.40 (traffic) on short term, and cold start
-  broke down (U-MASK RMSE 0.43 against the control's 0.05 on app). With 8 location cells the
-  level is per cell, so in cold start a cell often has a single revealed slot that sets its
-  level, and the DiT's X_0 clip to [-1, 1] (applied to the deviation) cannot undo a level that
-  far off. The simulated run therefore leaves centring off (`--sim-centre`).
+  broke down (U-MASK RMSE 0.43 against the control's 0.05 on app). The cause is not yet
+  understood: the control, centred the same way, is fine, and clipping X_0 + offset in data
+  space (below) instead of the deviation left it unchanged (re-validated). The simulated run
+  therefore leaves centring off (`--sim-centre`).
 - For centred tasks the sampler clips X_0 + offset to the data range [-1, 1] (before
   2026-11-24 it clipped the deviation, which cut a hidden slot at most 1 above the user's
   level). On these netfp test models the DDIM-1 point forecasts are unchanged (scores equal to
