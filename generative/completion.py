@@ -74,7 +74,9 @@ class UMaskCompleter(nn.Module):
         Rows whose task has ``centre`` set diffuse X_0 minus this offset and add it back after
         sampling (instance normalisation, as RevIN does for forecasters): a DiT that outputs
         zeros then completes every hidden slot with the user's evidence level, and learns only
-        the deviations from it. Zero for other tasks and where a cell has no revealed slot.
+        the deviations from it. The level is per cell (h, w); a cell with no revealed slot takes
+        the user's level over all revealed coordinates. Zero for other tasks and for users with
+        no revealed coordinate.
         x0: (B, C, T, H, W); task_ids: (B,); evidence_mask: (B, T, H, W), the binary mask, or in
         training the straight-through one (same values), so the budget predictor of eq. 12-13
         gets the gradient of a level estimated from fewer slots. The level is the plain mean over
@@ -90,8 +92,11 @@ class UMaskCompleter(nn.Module):
             raise ValueError("umask.centre_weighting must be 'uniform' or 'relevance', got "
                              f"{self.cfg.umask.centre_weighting!r}")
         count = ev.sum(2, keepdim=True)                                    # (B, 1, 1, H, W)
-        mean = (x0 * w).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp_min(1e-12)
-        use = flags[task_ids].view(-1, 1, 1, 1, 1) & (count > 0)
+        cell = (x0 * w).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp_min(1e-12)
+        pooled = ((x0 * w).sum((2, 3, 4), keepdim=True)
+                  / w.sum((2, 3, 4), keepdim=True).clamp_min(1e-12))       # (B, C, 1, 1, 1)
+        mean = torch.where(count > 0, cell, pooled)
+        use = flags[task_ids].view(-1, 1, 1, 1, 1) & (ev.sum((2, 3, 4), keepdim=True) > 0)
         return torch.where(use, mean, torch.zeros_like(mean))
 
     def set_reference(self, h: Tensor) -> None:

@@ -382,3 +382,23 @@ def test_centred_completion_clips_in_data_space():
     hidden = (out.target_mask.bool() & ~out.evidence_mask.bool())[:, None].expand_as(values)
     assert torch.allclose(out.median[hidden], expect[hidden], atol=1e-5)
     assert (expect[hidden] > model.to_data_space(level + 1.0)[hidden] + 0.1).any()
+
+
+def test_evidence_offset_falls_back_to_the_users_level_in_cells_without_evidence():
+    """With several location cells the level is per cell; a cell with no revealed slot takes
+    the user's level over all revealed coordinates (not 0, the middle of the data range)."""
+    torch.manual_seed(0)
+    model = UMaskCompleter(DIT_PRESETS["umask-tiny"](channels=2, n_slots=T, height=1, width=3,
+                                                     patch=(1, 1, 1), user_dim=D_USER))
+    model.cfg.umask.set_centred(["cold_start"])
+    x0 = torch.rand(2, 2, T, 1, 3) * 2 - 1
+    evidence = torch.zeros(2, T, 1, 3)
+    evidence[0, :3, 0, 0] = 1                                    # user 0: cell 0 only
+    evidence[0, 5, 0, 1] = 1                                     #         and one slot of cell 1
+    cold = torch.full((2,), model.cfg.umask.task_index("cold_start"), dtype=torch.long)
+    offset = model.evidence_offset(x0, evidence, cold)           # user 1: nothing revealed
+    assert torch.allclose(offset[0, :, 0, 0, 0], x0[0, :, :3, 0, 0].mean(-1))
+    assert torch.allclose(offset[0, :, 0, 0, 1], x0[0, :, 5, 0, 1])
+    pooled = (x0[0, :, :3, 0, 0].sum(-1) + x0[0, :, 5, 0, 1]) / 4
+    assert torch.allclose(offset[0, :, 0, 0, 2], pooled)         # no evidence in cell 2
+    assert torch.count_nonzero(offset[1]) == 0
