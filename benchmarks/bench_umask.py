@@ -71,10 +71,16 @@ How to read these tables:
   long term (0.952 against 0.947) and cold start (0.947 against 0.912), so the plain mean stays.
 - On the simulated population, centring every task (straight-through offset, EMA 0.99) failed
   validation: U-MASK / control 1.05 (app) to 1.40 (traffic) on short term, and cold start
-  broke down (U-MASK RMSE 0.43 against the control's 0.05 on app). The cause is not yet
-  understood: the control, centred the same way, is fine, and clipping X_0 + offset in data
-  space (below) instead of the deviation left it unchanged (re-validated). The simulated run
-  therefore leaves centring off (`--sim-centre`).
+  broke down (U-MASK RMSE 0.43 against the control's 0.05 on app). Cause: U-MASK's
+  deterministic cold-start mask put all its evidence in 2 of the 8 location cells, and a cell
+  without evidence was centred on 0, the middle of the data range. Such a cell now takes the
+  user's pooled evidence level (no change where H = W = 1, i.e. netfp). Re-validated with
+  that fix (2 seeds): centring short and long term then beats the uncentred model (U-MASK / HA
+  short term 0.913 / 0.525 / 0.513 for app / traffic / location, against 0.930 / 0.602 /
+  0.585; long term 0.919 / 0.583 / 0.587 against 0.926 / 0.653 / 0.651, and the control in
+  every seed), but centred cold start is still worse (traffic 1.05 against 0.64). Centring
+  only short and long term has not been validated on its own yet, so the simulated run still
+  leaves centring off (`--sim-centre`).
 - For centred tasks the sampler clips X_0 + offset to the data range [-1, 1] (before
   2026-11-24 it clipped the deviation, which cut a hidden slot at most 1 above the user's
   level). On these netfp test models the DDIM-1 point forecasts are unchanged (scores equal to
