@@ -80,11 +80,8 @@ class VPSchedule(nn.Module):
         else:
             raise ValueError(f"unknown prediction_type {self.cfg.prediction_type!r}")
         if self.cfg.clip_sample is not None:
-            clip = self.cfg.clip_sample
-            if shift is None:
-                x0 = x0.clamp(-clip, clip)
-            else:
-                x0 = torch.minimum(torch.maximum(x0, -clip - shift), clip - shift)
+            clip, shift = self.cfg.clip_sample, 0.0 if shift is None else shift
+            x0 = torch.clamp(x0, -clip - shift, clip - shift)
         eps = (sample - a.sqrt() * x0) / (1 - a).sqrt()
         return x0, eps
 
