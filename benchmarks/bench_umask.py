@@ -79,8 +79,10 @@ How to read these tables:
   short term 0.913 / 0.525 / 0.513 for app / traffic / location, against 0.930 / 0.602 /
   0.585; long term 0.919 / 0.583 / 0.587 against 0.926 / 0.653 / 0.651, and the control in
   every seed), but centred cold start is still worse (traffic 1.05 against 0.64). Centring
-  only short and long term has not been validated on its own yet, so the simulated run still
-  leaves centring off (`--sim-centre`).
+  only short and long term (cold start uncentred, in the one model that serves every task) did
+  worse still on validation (2026-11-24, 2 seeds): U-MASK / control 1.47 ± 0.67 on short-term
+  traffic and 2.68 ± 1.12 on cold-start app, one seed keeping its step-250 weights. The
+  simulated run therefore leaves centring off (`--sim-centre`).
 - For centred tasks the sampler clips X_0 + offset to the data range [-1, 1] (before
   2026-11-24 it clipped the deviation, which cut a hidden slot at most 1 above the user's
   level). On these netfp test models the DDIM-1 point forecasts are unchanged (scores equal to
