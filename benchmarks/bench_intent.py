@@ -67,9 +67,9 @@ devices play the held-out role, the held-out devices are never used to choose):
   one intent; as most intents get no top-1 prediction at all, no threshold on P_out helps.
 - Tried on validation and not adopted as defaults: a label-shift start for b_2
   (`--prior-shift`, Saerens et al. 2002) lifted Rec_m past Markov (0.21-0.26 against 0.138)
-  but not Prec_m (0.14-0.17 against 0.179), and the 40 fine-tuning steps at Adam 0.01 undo most
-  of it; a proximal L2 pull towards the start; fewer fine-tuning steps. Adaptive unlearning
-  never beat plain fine-tuning by more than the noise there.
+  but not Prec_m (0.14-0.17 against 0.179), and the paper's 40 fine-tuning steps at Adam 0.01
+  after it undo most of the gain; a proximal L2 pull towards the start did not help. Adaptive
+  unlearning never beat plain fine-tuning by more than the noise there.
 - The three rarest intents have 2-7 test windows each, so the long-tail table moves by a whole
   window per device decision: read it as anecdote, not as the paper's Fig. 8.
 """
