@@ -75,7 +75,7 @@ devices play the held-out role, the held-out devices are never used to choose):
 """
 
 
-def parse() -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--held-out", type=int, default=200)
     p.add_argument("--teacher-layers", type=int, default=4, help="first N SmolLM2 blocks")
@@ -105,7 +105,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--input-length", type=int, default=30)
     p.add_argument("--quick", action="store_true", help="tiny GPT-2 teacher, few steps")
     p.add_argument("--no-write", action="store_true")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def log(msg: str) -> None:
@@ -192,8 +192,8 @@ def latency(model, samples, threads=1):
         np.median(runs))
 
 
-def main() -> None:
-    args = parse()
+def load_protocol(args):
+    """The netfp protocol of the run (the validation split with ``--validation``, no write)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     from uscope.data import read_netfp
@@ -204,11 +204,16 @@ def main() -> None:
     if args.validation > 0:  # choose settings here: the held-out devices are not touched
         data = validation_protocol(data, n_valid=args.validation, seed=1)
         args.no_write = True
+    log(f"protocol: {data.summary()}")
+    return data
+
+
+def main() -> None:
+    args = parse()
+    data = load_protocol(args)
     summary = data.summary()
-    log(f"protocol: {summary}")
     run = Run(args, data)
     y = data.test.target.numpy()
-    n_i = data.vocab.n_intents
     rows, timings = [], {}
 
     teacher, timings["population tuning (teacher)"] = run.teacher()
@@ -229,25 +234,9 @@ def main() -> None:
     rows.append({"model": "**PITuning student + adaptive unlearning (ours)**",
                  **fmt(intent_metrics(y, strategy_scores["unlearning"]))})
 
-    most = MostFrequent(n_i).fit(data.tune, data.population)
-    rows.append({"model": "most frequent intent per device", **fmt(intent_metrics(
-        y, most.scores(data.test)))})
-    markov = FirstOrderMarkov(n_i).fit(data.tune, data.population)
-    rows.append({"model": "first-order Markov (device, population back-off)",
-                 **fmt(intent_metrics(y, markov.scores(data.test)))})
-    slot = data.data_config.slot_minutes
-    start = time.perf_counter()
-    tune_x, _ = appendix_e_features(data.tune, data.seqs, n_i, slot, torch.softmax(
-        predict_logits(teacher, data.tune), -1).numpy())
-    test_x, _ = appendix_e_features(data.test, data.seqs, n_i, slot,
-                                    torch.softmax(torch.from_numpy(teacher_test), -1).numpy())
-    per_user = lightgbm_per_user(tune_x, data.tune, test_x, data.test, n_i)
-    rows.append({"model": "LightGBM per device (Table 5, Appendix E features)",
-                 **fmt(intent_metrics(y, per_user))})
-    booster = fit_lightgbm(tune_x, data.tune.target.numpy(), data.tune.user.numpy(), n_i)
-    rows.append({"model": "LightGBM pooled over held-out devices' tuning hours",
-                 **fmt(intent_metrics(y, booster.predict(test_x)))})
-    timings["LightGBM (features + per-device + pooled)"] = time.perf_counter() - start
+    baselines, timings["LightGBM (features + per-device + pooled)"] = baseline_rows(
+        data, teacher, teacher_test)
+    rows += baselines
 
     # Fig. 8: recall on the three rarest intents (population shares)
     rare = torch.argsort(data.p_pop)[:3].tolist()
@@ -300,6 +289,33 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("intent", "PITuning intent head (real netfp data)", body)
+
+
+def baseline_rows(data, teacher, teacher_test: np.ndarray) -> tuple[list[dict], float]:
+    """Most frequent, first-order Markov and the two LightGBM rows, scored on the test windows
+    (LightGBM's Appendix E features include the population teacher's probabilities), and the
+    seconds LightGBM took."""
+    y, n_i = data.test.target.numpy(), data.vocab.n_intents
+    rows = []
+    most = MostFrequent(n_i).fit(data.tune, data.population)
+    rows.append({"model": "most frequent intent per device", **fmt(intent_metrics(
+        y, most.scores(data.test)))})
+    markov = FirstOrderMarkov(n_i).fit(data.tune, data.population)
+    rows.append({"model": "first-order Markov (device, population back-off)",
+                 **fmt(intent_metrics(y, markov.scores(data.test)))})
+    slot = data.data_config.slot_minutes
+    start = time.perf_counter()
+    tune_x, _ = appendix_e_features(data.tune, data.seqs, n_i, slot, torch.softmax(
+        predict_logits(teacher, data.tune), -1).numpy())
+    test_x, _ = appendix_e_features(data.test, data.seqs, n_i, slot,
+                                    torch.softmax(torch.from_numpy(teacher_test), -1).numpy())
+    per_user = lightgbm_per_user(tune_x, data.tune, test_x, data.test, n_i)
+    rows.append({"model": "LightGBM per device (Table 5, Appendix E features)",
+                 **fmt(intent_metrics(y, per_user))})
+    booster = fit_lightgbm(tune_x, data.tune.target.numpy(), data.tune.user.numpy(), n_i)
+    rows.append({"model": "LightGBM pooled over held-out devices' tuning hours",
+                 **fmt(intent_metrics(y, booster.predict(test_x)))})
+    return rows, time.perf_counter() - start
 
 
 def ablation_budget(args) -> tuple[int, int]:
