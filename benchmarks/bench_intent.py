@@ -68,7 +68,8 @@ devices play the held-out role, the held-out devices are never used to choose):
 - Tried on validation and not adopted as defaults: a label-shift start for b_2
   (`--prior-shift`, Saerens et al. 2002) lifted Rec_m past Markov (0.21-0.26 against 0.138)
   but not Prec_m (0.14-0.17 against 0.179), and the paper's 40 fine-tuning steps at Adam 0.01
-  after it undo most of the gain; a proximal L2 pull towards the start did not help. Adaptive
+  after it undo most of the gain (the `intent-device` section measures these device stages
+  on the test devices); a proximal L2 pull towards the start did not help. Adaptive
   unlearning never beat plain fine-tuning by more than the noise there.
 - The three rarest intents have 2-7 test windows each, so the long-tail table moves by a whole
   window per device decision: read it as anecdote, not as the paper's Fig. 8.
