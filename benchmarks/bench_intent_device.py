@@ -34,6 +34,7 @@ intents have 2, 2 and 0 validation windows). The package keeps the paper's stage
 alternative for macro recall. No device-stage row reaches Markov's or LightGBM's
 macro precision."""
 
+
 def variants(k: float) -> list[tuple[str, str, dict]]:
     """(label, strategy, overrides of the device-stage options) of each row."""
     paper = {"unlearn_steps": 10, "finetune_steps": 40, "prior_shift": None}
