@@ -113,6 +113,11 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def rarest_intents(data, k: int = 3) -> list[int]:
+    """The k intents with the smallest population shares (the long tail of Fig. 8)."""
+    return torch.argsort(data.p_pop)[:k].tolist()
+
+
 def fmt(metrics: dict) -> dict:
     return {k: f"{metrics[k]:.4f}" for k in METRIC_NAMES}
 
@@ -240,7 +245,7 @@ def main() -> None:
     rows += baselines
 
     # Fig. 8: recall on the three rarest intents (population shares)
-    rare = torch.argsort(data.p_pop)[:3].tolist()
+    rare = rarest_intents(data)
     rare_rows = []
     for strategy, scores in strategy_scores.items():
         pred = scores.argmax(1)

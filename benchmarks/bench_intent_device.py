@@ -17,9 +17,8 @@ import argparse
 import time
 
 import numpy as np
-import torch
 from _report import markdown_table, write_section
-from bench_intent import Run, baseline_rows, fmt, load_protocol, log, parse
+from bench_intent import Run, baseline_rows, fmt, load_protocol, log, parse, rarest_intents
 
 from generative.intent import intent_metrics, predict_logits, recall_per_intent
 from generative.intent.metrics import METRIC_NAMES
@@ -63,7 +62,7 @@ def main() -> None:
     teacher, _ = run.teacher()
     student, _ = run.student(teacher)
     p_out = run.p_out(teacher)
-    rare = torch.argsort(data.p_pop)[:3].tolist()
+    rare = rarest_intents(data)
     rows = []
     for label, strategy, overrides in variants(own.shift_pseudocount):
         run.args = argparse.Namespace(**{**vars(args), **overrides})
