@@ -104,6 +104,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--finetune-steps", type=int, default=40, help="device stage")
     p.add_argument("--individual-lr", type=float, default=1e-2, help="device stage (Adam)")
     p.add_argument("--input-length", type=int, default=30)
+    p.add_argument("--query-time", action="store_true",
+                   help="models also read the time the prediction is for (IntentModelConfig)")
     p.add_argument("--quick", action="store_true", help="tiny GPT-2 teacher, few steps")
     p.add_argument("--no-write", action="store_true")
     return p.parse_args(argv)
@@ -142,7 +144,8 @@ class Run:
                                          backbone_lr=args.distill_lr, log_every=100,
                                          warmup_steps=min(args.warmup, distill_steps // 2),
                                          schedule=args.schedule)
-        self.options = {"embed_dim": 64, "attention_dim": 32, "mlp_hidden": 256}
+        self.options = {"embed_dim": 64, "attention_dim": 32, "mlp_hidden": 256,
+                        "query_time": args.query_time}
 
     def teacher(self, pretrained=True, iat=True, recon=True):
         backbone = load_backbone(replace(self.teacher_backbone, pretrained=pretrained))

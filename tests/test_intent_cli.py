@@ -72,5 +72,11 @@ def test_cli_predict(trained_dir):
     result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
                                  "--user", "nobody"])
     assert result.exit_code == 2 and "nobody" in result.output
+    result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
+                                 "--user", user, "--at", "2017-01-17 21:30"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
+                                 "--at", "teatime"])
+    assert result.exit_code == 2 and "--at 'teatime'" in result.output
     result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp)])
     assert result.exit_code == 2 and "intent_model.json" in result.output

@@ -57,9 +57,15 @@ def test_windows_are_right_padded_last_events():
     assert samples.event[2].tolist() == seqs.event[1:3].tolist()
     assert samples.target.tolist() == seqs.intent[[1, 2, 3, 5]].tolist()
     assert samples.intent_history[0].tolist() == [int(seqs.intent[0]), -1]
+    # the query time is the target's own weekday and slot (1-based, as in the window)
+    assert samples.query_slot.tolist() == (seqs.slot[[1, 2, 3, 5]] + 1).tolist()
+    assert samples.query_weekday.tolist() == (seqs.weekday[[1, 2, 3, 5]] + 1).tolist()
     latest = latest_windows(seqs, cfg)
     assert latest.event[0].tolist() == seqs.event[2:4].tolist()
     assert latest.target.tolist() == [-1, -1]
+    assert latest.query_slot.tolist() == [10 + 1, 7 + 1]        # each user's last slot
+    later = latest_windows(seqs, cfg, at="2017-01-21 18:45")     # a Saturday evening
+    assert later.query_slot.tolist() == [19, 19] and later.query_weekday.tolist() == [6, 6]
 
 
 def test_bad_input_names_the_field():

@@ -90,6 +90,25 @@ def test_user_embedding_conditioning():
         make_model()(**inputs, user_embedding=torch.zeros(3, 4))
 
 
+def test_query_time_is_read_only_when_configured():
+    model = make_model(query_time=True)
+    inputs = batch()
+    monday_9 = {"query_weekday": torch.tensor([1, 1, 1]), "query_slot": torch.tensor([10] * 3)}
+    monday_21 = {"query_weekday": torch.tensor([1, 1, 1]), "query_slot": torch.tensor([22] * 3)}
+    a, b = model(**inputs, **monday_9), model(**inputs, **monday_21)
+    assert a.shape == (3, 5) and not torch.allclose(a, b)      # "now" changes the prediction
+    with pytest.raises(ValueError, match="query time"):
+        model(**inputs)
+    plain = make_model()                                        # the paper's eq. 2: no query
+    assert torch.allclose(plain(**inputs, **monday_9), plain(**inputs, **monday_21))
+    # padding stays invisible with the query added to every position
+    changed = {k: v.clone() for k, v in inputs.items()}
+    changed["event"][1, 2:] = 7
+    assert torch.allclose(model(**changed, **monday_9), a, atol=1e-5)
+    masked = dict(inputs, event_masked=inputs.pop("event"))
+    assert model.reconstruction_logits(**masked, **monday_9).shape == (3, 6, 12)
+
+
 def test_backbone_labels_truncation_and_pretrained_path(tmp_path):
     from transformers import GPT2Config, GPT2Model
 

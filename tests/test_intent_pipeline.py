@@ -1,6 +1,8 @@
 """Population -> distillation -> individual stages on a slice of the real netfp data, with tiny
 GPT-2 backbones (plumbing and behaviour; the real-size runs are in benchmarks/)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -251,3 +253,23 @@ def test_prior_shift_initialises_only_the_bias(trained, protocol):
     start = base["out.bias"] + prior_shift(mine.target, torch.full((n_i,), 1.0 / n_i), 0.5)
     assert (adapter.tensors["out.bias"] - start).abs().max() < 0.05
     assert (start - base["out.bias"]).abs().max() > 0.5
+
+
+def test_query_time_student_trains_saves_and_exports(trained, protocol, tmp_path):
+    from generative.intent import load_backbone
+
+    teacher = trained[0]
+    torch.manual_seed(0)
+    student = IntentPredictor.from_vocab(protocol.vocab, load_backbone(STUDENT), query_time=True,
+                                         **OPTIONS)
+    distill(student, teacher, protocol.population, TrainConfig(steps=10, batch_size=16, lr=3e-3,
+                                                               backbone_lr=3e-3))
+    save_predictor(student, tmp_path, protocol.vocab, protocol.data_config, {})
+    loaded = load_predictor(tmp_path)[0]
+    assert loaded.config.query_time
+    test = protocol.test.subset(torch.arange(7))
+    assert torch.allclose(predict_logits(loaded, test), predict_logits(student, test), atol=1e-6)
+    exported = load_exported(export_torchscript(student, tmp_path / "q.pt", test))
+    assert max_export_error(student, exported, test) < 1e-5
+    later = dataclasses.replace(test, query_slot=(test.query_slot % 24) + 1)  # an hour on
+    assert not torch.allclose(predict_logits(student, later), predict_logits(student, test))

@@ -172,6 +172,10 @@ class IntentSamples:
     target: torch.Tensor    # (N,) long intent id of the next behaviour
     user: torch.Tensor      # (N,) long index into IntentSequences.user_ids
     position: torch.Tensor  # (N,) long row of the target in the CSR arrays
+    # the time of the prediction: the target's weekday and slot (1-based like the window's);
+    # read by models with ``query_time`` (the baselines' "current time t" of Appendix E)
+    query_weekday: torch.Tensor  # (N,) long
+    query_slot: torch.Tensor     # (N,) long
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -183,7 +187,7 @@ class IntentSamples:
         return IntentSamples(**{name: getattr(self, name)[index] for name in _TENSORS})
 
     def inputs(self) -> dict[str, torch.Tensor]:
-        """The model's keyword inputs (location, weekday, slot, event, length)."""
+        """The model's keyword inputs (window tensors, length and the query time)."""
         return {name: getattr(self, name) for name in _INPUTS}
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None):
@@ -194,13 +198,15 @@ class IntentSamples:
             yield self.subset(order[start:start + batch_size])
 
 
-_INPUTS = ("location", "weekday", "slot", "event", "length")
+_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday", "query_slot")
 _TENSORS = _INPUTS + ("intent_history", "target", "user", "position")
 
 
 def _windows(seqs: IntentSequences, pos: np.ndarray, owner: np.ndarray, size: int,
-             target: np.ndarray) -> IntentSamples:
-    """Right-padded windows of the (up to) ``size`` behaviours before each row ``pos``."""
+             target: np.ndarray, query_weekday: np.ndarray,
+             query_slot: np.ndarray) -> IntentSamples:
+    """Right-padded windows of the (up to) ``size`` behaviours before each row ``pos``;
+    ``query_weekday`` / ``query_slot`` (0-based) are the times the predictions are for."""
     start = np.maximum(pos - size, seqs.offsets[owner])
     length = pos - start
     steps = np.arange(size)[None, :]                         # (1, I)
@@ -215,7 +221,9 @@ def _windows(seqs: IntentSequences, pos: np.ndarray, owner: np.ndarray, size: in
         slot=window(seqs.slot, 1, 0), event=window(seqs.event, 0, PAD),
         intent_history=window(seqs.intent, 0, -1), length=torch.from_numpy(length),
         target=torch.from_numpy(target), user=torch.from_numpy(owner),
-        position=torch.from_numpy(pos))
+        position=torch.from_numpy(pos),
+        query_weekday=torch.from_numpy(np.asarray(query_weekday, dtype=np.int64) + 1),
+        query_slot=torch.from_numpy(np.asarray(query_slot, dtype=np.int64) + 1))
 
 
 def build_samples(seqs: IntentSequences, config: IntentDataConfig,
@@ -229,15 +237,30 @@ def build_samples(seqs: IntentSequences, config: IntentDataConfig,
         targets.append(np.arange(first, part.stop, dtype=np.int64))
         owners.append(np.full(max(part.stop - first, 0), k, dtype=np.int64))
     pos, owner = np.concatenate(targets), np.concatenate(owners)
-    return _windows(seqs, pos, owner, config.input_length, seqs.intent[pos])
+    return _windows(seqs, pos, owner, config.input_length, seqs.intent[pos],
+                    seqs.weekday[pos], seqs.slot[pos])
 
 
-def latest_windows(seqs: IntentSequences, config: IntentDataConfig) -> IntentSamples:
+def latest_windows(seqs: IntentSequences, config: IntentDataConfig,
+                   at: pd.Timestamp | str | None = None) -> IntentSamples:
     """One window per user: the last I behaviours, for predicting the next, unseen intent
-    (target = -1, position = one past the user's last row)."""
+    (target = -1, position = one past the user's last row).
+
+    ``at`` is the time the prediction is for (its weekday and slot are the query time); by
+    default each user's last recorded slot, i.e. "what comes next, right now".
+    """
     owner = np.arange(len(seqs.user_ids), dtype=np.int64)
     pos = seqs.offsets[1:].astype(np.int64)
-    return _windows(seqs, pos, owner, config.input_length, np.full(len(owner), -1, np.int64))
+    last = np.maximum(pos - 1, 0)
+    if at is None:
+        weekday, slot = seqs.weekday[last], seqs.slot[last]
+    else:
+        stamp = pd.Timestamp(at)
+        n = len(owner)
+        weekday = np.full(n, stamp.weekday())
+        slot = np.full(n, (stamp.hour * 60 + stamp.minute) // config.slot_minutes)
+    return _windows(seqs, pos, owner, config.input_length, np.full(len(owner), -1, np.int64),
+                    weekday, slot)
 
 
 def split_users(n_users: int, n_individual: int, seed: int = 0) -> tuple[list[int], list[int]]:

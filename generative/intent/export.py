@@ -1,7 +1,8 @@
 """TorchScript export of a (student) intent predictor for on-device inference.
 
-The exported program takes the window tensors (location, weekday, slot, event, length), each
-(B, I) long except ``length`` (B,), and returns intent logits (B, N_I). A user's adapter can be
+The exported program takes the window tensors (location, weekday, slot, event, length,
+query_weekday, query_slot), each (B, I) long except ``length`` and the query time (B,), and
+returns intent logits (B, N_I); models built without ``query_time`` ignore the query time. A user's adapter can be
 baked in, so the device holds one self-contained file. ``max_export_error`` compares the export
 with the PyTorch model on real inputs.
 """
@@ -19,13 +20,18 @@ from generative.intent.individual import UserAdapter
 from generative.intent.model import IntentPredictor
 
 
+EXPORT_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday",
+                 "query_slot")
+
+
 class _Inference(nn.Module):
     def __init__(self, model: IntentPredictor):
         super().__init__()
         self.model = model
 
-    def forward(self, location, weekday, slot, event, length):
-        return self.model(location, weekday, slot, event, length)
+    def forward(self, location, weekday, slot, event, length, query_weekday, query_slot):
+        return self.model(location, weekday, slot, event, length,
+                          query_weekday=query_weekday, query_slot=query_slot)
 
 
 def with_adapter(model: IntentPredictor, adapter: UserAdapter | None) -> IntentPredictor:
@@ -48,8 +54,7 @@ def export_torchscript(model: IntentPredictor, path: str | Path, example: Intent
     module = _Inference(with_adapter(model, adapter)).eval()
     # a batch of one would be traced as a constant batch size: trace on at least two rows
     example = example.subset(torch.arange(max(2, len(example))) % len(example))
-    inputs = tuple(example.inputs()[k] for k in ("location", "weekday", "slot", "event",
-                                                 "length"))
+    inputs = tuple(example.inputs()[k] for k in EXPORT_INPUTS)
     with torch.no_grad():
         traced = torch.jit.trace(module, inputs, strict=False, check_trace=False)
     path = Path(path)
@@ -69,6 +74,5 @@ def max_export_error(model: IntentPredictor, exported, samples: IntentSamples,
     reference = with_adapter(model, adapter).eval()
     inputs = samples.inputs()
     ours = reference(**inputs)
-    theirs = exported(inputs["location"], inputs["weekday"], inputs["slot"], inputs["event"],
-                      inputs["length"])
+    theirs = exported(*(inputs[k] for k in EXPORT_INPUTS))
     return float((ours - theirs).abs().max())

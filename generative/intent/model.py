@@ -34,6 +34,9 @@ class IntentModelConfig:
     # "end": ids count so that the last real event sits at I - 1 in every window, as in a
     # left-padded window (no measurable difference on validation; see model.position_ids)
     positions: str = "start"
+    # True: every position also sees the time the prediction is for (the target's weekday and
+    # slot, the "current time t" the Appendix E baselines get); off = the paper's eq. 1-2
+    query_time: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,11 +55,18 @@ class BehaviourEmbedding(nn.Module):
         self.project = nn.Linear(4 * d, width)
         self.user = (nn.Linear(config.user_embedding_dim, width)
                      if config.user_embedding_dim > 0 else None)
+        self.query = QueryTime(config, width) if config.query_time else None
 
-    def forward(self, location, weekday, slot, event, user_embedding=None) -> torch.Tensor:
+    def forward(self, location, weekday, slot, event, user_embedding=None,
+                query_weekday=None, query_slot=None) -> torch.Tensor:
         x = torch.cat([self.location(location), self.weekday(weekday), self.slot(slot),
                        self.event(event)], dim=-1)  # (B, I, 4d): eq. 2 concat
         x = self.project(x)  # (B, I, D)
+        if self.query is not None:
+            if query_weekday is None or query_slot is None:
+                raise ValueError("this model reads the query time: pass query_weekday and "
+                                 "query_slot (B,)")
+            x = x + self.query(query_weekday, query_slot).unsqueeze(1)  # (B, 1, D) broadcast
         if self.user is not None:
             if user_embedding is None:
                 raise ValueError("this model conditions on h_u: pass user_embedding (B, d_u)")
@@ -64,6 +74,21 @@ class BehaviourEmbedding(nn.Module):
         elif user_embedding is not None:
             raise ValueError("user_embedding given but the model has user_embedding_dim=0")
         return x
+
+
+class QueryTime(nn.Module):
+    """The time a prediction is for (weekday, slot), embedded and projected to width; it is
+    added to every position, as h_u is, so attention can relate each event to "now"."""
+
+    def __init__(self, config: IntentModelConfig, width: int):
+        super().__init__()
+        d = config.embed_dim
+        self.weekday = nn.Embedding(config.n_weekdays + 1, d, padding_idx=0)
+        self.slot = nn.Embedding(config.n_slots + 1, d, padding_idx=0)
+        self.project = nn.Linear(2 * d, width)
+
+    def forward(self, weekday: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([self.weekday(weekday), self.slot(slot)], dim=-1))
 
 
 class LocalActivationUnit(nn.Module):
@@ -194,22 +219,29 @@ class IntentPredictor(nn.Module):
         limit = self.backbone.max_positions
         return ids.clamp(max=(limit or 2 * size) - 1)
 
-    def encode(self, location, weekday, slot, event, length, user_embedding=None):
+    def encode(self, location, weekday, slot, event, length, user_embedding=None,
+               query_weekday=None, query_slot=None):
         """H_t = backbone(concat(E_l, E_w, E_t, E_e)) (eq. 2): (B, I, D).
 
-        Right padding + causal attention: real positions never see padding.
+        Right padding + causal attention: real positions never see padding. The query time
+        is read only by models built with ``query_time``.
         """
-        x = self.embed(location, weekday, slot, event, user_embedding)
+        x = self.embed(location, weekday, slot, event, user_embedding, query_weekday,
+                       query_slot)
         return self.backbone(x, self.position_ids(length, x.shape[1]))
 
-    def forward(self, location, weekday, slot, event, length, user_embedding=None):
-        hidden = self.encode(location, weekday, slot, event, length, user_embedding)
+    def forward(self, location, weekday, slot, event, length, user_embedding=None,
+                query_weekday=None, query_slot=None):
+        hidden = self.encode(location, weekday, slot, event, length, user_embedding,
+                             query_weekday, query_slot)
         return self.readout(hidden, length)  # (B, N_I)
 
     def reconstruction_logits(self, location, weekday, slot, event_masked, length,
-                              user_embedding=None) -> torch.Tensor:
+                              user_embedding=None, query_weekday=None,
+                              query_slot=None) -> torch.Tensor:
         """Event logits (B, I, N_E) from the window with masked events (eq. 5, Alg. 1 l. 4-6)."""
-        hidden = self.encode(location, weekday, slot, event_masked, length, user_embedding)
+        hidden = self.encode(location, weekday, slot, event_masked, length, user_embedding,
+                             query_weekday, query_slot)
         return self.reconstruct(hidden)
 
     def n_parameters(self) -> int:

@@ -29,6 +29,10 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format (default: by "
                                                              "suffix).")] = None,
+    at: Annotated[str | None, typer.Option(help="Time the prediction is for, e.g. "
+                                                "'2017-01-17 21:00' (read by models trained "
+                                                "with query_time); default: each user's last "
+                                                "recorded slot.")] = None,
 ) -> None:
     """Predict each user's next intent from their last I behaviours."""
     import torch
@@ -57,7 +61,11 @@ def predict(
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     adapters = load_adapters(model)
-    windows = latest_windows(seqs, data_config)
+    try:
+        windows = latest_windows(seqs, data_config, at=at)
+    except ValueError as exc:
+        typer.secho(f"error: --at {at!r}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
     typer.echo(f"model backbone: {predictor.backbone_label}; "
                f"{len(adapters)} per-user adapters", err=True)
     with torch.no_grad():
