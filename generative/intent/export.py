@@ -19,7 +19,6 @@ from generative.intent.data import IntentSamples
 from generative.intent.individual import UserAdapter
 from generative.intent.model import IntentPredictor
 
-
 EXPORT_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday",
                  "query_slot")
 
