@@ -10,10 +10,13 @@ from generative.intent.data import (
     MOBILE,
     NO_LOCATION,
     PAD,
+    WITHIN_SLOT_BINS,
     IntentVocab,
+    age_bucket,
     build_samples,
     build_sequences,
     latest_windows,
+    n_age_buckets,
     split_earlier_later,
     split_users,
 )
@@ -66,6 +69,20 @@ def test_windows_are_right_padded_last_events():
     assert latest.query_slot.tolist() == [10 + 1, 7 + 1]        # each user's last slot
     later = latest_windows(seqs, cfg, at="2017-01-21 18:45")     # a Saturday evening
     assert later.query_slot.tolist() == [19, 19] and later.query_weekday.tolist() == [6, 6]
+    # ages relative to the query slot's start: u1's "play" at 10:00 after shop 08:30, chat 09:05
+    w = WITHIN_SLOT_BINS
+    assert samples.age[2].tolist() == [w + 2, w + 1]           # 1.5 h -> 2 slots, 55 min -> 1
+    assert samples.age[0].tolist() == [1 + 1, 0]               # 08:10 is in 08:00's 2nd sixth
+    assert samples.age[3].tolist() == [1, 0]                    # u2's 07:00, query slot 07:00
+
+
+def test_age_buckets_cover_the_vocabulary():
+    start = 10 * 3600.0
+    events = start - np.array([-3599, -600, 0, 1, 3600, 3601, 86400, 10 * 86400], np.float64)
+    got = age_bucket(np.full(len(events), start), events, 60)
+    w = WITHIN_SLOT_BINS
+    assert got.tolist() == [w, 2, 1, w + 1, w + 1, w + 2, w + 24, w + 25]
+    assert got.max() == n_age_buckets(24) - 1 and got.min() >= 1
 
 
 def test_bad_input_names_the_field():

@@ -93,10 +93,14 @@ def test_user_embedding_conditioning():
 def test_query_time_is_read_only_when_configured():
     model = make_model(query_time=True)
     inputs = batch()
-    monday_9 = {"query_weekday": torch.tensor([1, 1, 1]), "query_slot": torch.tensor([10] * 3)}
-    monday_21 = {"query_weekday": torch.tensor([1, 1, 1]), "query_slot": torch.tensor([22] * 3)}
+    age = torch.where(inputs["event"] > 0, 8, 0)                # every event two slots ago
+    monday_9 = {"query_weekday": torch.tensor([1, 1, 1]), "query_slot": torch.tensor([10] * 3),
+                "age": age}
+    monday_21 = dict(monday_9, query_slot=torch.tensor([22] * 3))
     a, b = model(**inputs, **monday_9), model(**inputs, **monday_21)
     assert a.shape == (3, 5) and not torch.allclose(a, b)      # "now" changes the prediction
+    older = model(**inputs, **dict(monday_9, age=torch.where(inputs["event"] > 0, 20, 0)))
+    assert not torch.allclose(a, older)                         # and so do the events' ages
     with pytest.raises(ValueError, match="query time"):
         model(**inputs)
     plain = make_model()                                        # the paper's eq. 2: no query
@@ -104,7 +108,9 @@ def test_query_time_is_read_only_when_configured():
     # padding stays invisible with the query added to every position
     changed = {k: v.clone() for k, v in inputs.items()}
     changed["event"][1, 2:] = 7
-    assert torch.allclose(model(**changed, **monday_9), a, atol=1e-5)
+    changed_query = dict(monday_9, age=monday_9["age"].clone())
+    changed_query["age"][1, 2:] = 5
+    assert torch.allclose(model(**changed, **changed_query), a, atol=1e-5)
     masked = dict(inputs, event_masked=inputs.pop("event"))
     assert model.reconstruction_logits(**masked, **monday_9).shape == (3, 6, 12)
 

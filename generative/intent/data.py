@@ -24,6 +24,27 @@ from uscope.data.schema import DataError
 
 PAD, UNK, MASK = 0, 1, 2  # event ids; locations use PAD and UNK only
 NO_LOCATION = "<none>"
+WITHIN_SLOT_BINS = 6      # ages inside the query's own slot, in sixths of a slot
+
+
+def n_age_buckets(n_slots: int) -> int:
+    """Size of the age vocabulary: pad, the within-slot bins, 1 .. n_slots slots ago, older."""
+    return 1 + WITHIN_SLOT_BINS + n_slots + 1
+
+
+def age_bucket(query_start_s: np.ndarray, event_s: np.ndarray, slot_minutes: int) -> np.ndarray:
+    """Bucket ids (>= 1) of each event's age relative to the start of the query's slot.
+
+    An event inside the query's slot (at or after its start) falls in one of
+    ``WITHIN_SLOT_BINS`` bins by how far into the slot it happened; an earlier one by how many
+    slots before the query it happened (ceil), capped at one day.
+    """
+    slot_s = 60.0 * slot_minutes
+    n_slots = 24 * 60 // slot_minutes
+    delta = query_start_s - event_s
+    within = 1 + np.clip(np.floor(-delta / (slot_s / WITHIN_SLOT_BINS)), 0, WITHIN_SLOT_BINS - 1)
+    before = WITHIN_SLOT_BINS + np.clip(np.ceil(delta / slot_s), 1, n_slots + 1)
+    return np.where(delta <= 0, within, before).astype(np.int64)
 
 
 @dataclass
@@ -172,10 +193,12 @@ class IntentSamples:
     target: torch.Tensor    # (N,) long intent id of the next behaviour
     user: torch.Tensor      # (N,) long index into IntentSequences.user_ids
     position: torch.Tensor  # (N,) long row of the target in the CSR arrays
-    # the time of the prediction: the target's weekday and slot (1-based like the window's);
+    # the time of the prediction: the target's weekday and slot (1-based like the window's)
+    # and each event's age relative to the start of that slot (``age_bucket``, 0 = pad);
     # read by models with ``query_time`` (the baselines' "current time t" of Appendix E)
     query_weekday: torch.Tensor  # (N,) long
     query_slot: torch.Tensor     # (N,) long
+    age: torch.Tensor            # (N, I) long
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -198,15 +221,15 @@ class IntentSamples:
             yield self.subset(order[start:start + batch_size])
 
 
-_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday", "query_slot")
+_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday", "query_slot",
+           "age")
 _TENSORS = _INPUTS + ("intent_history", "target", "user", "position")
 
 
 def _windows(seqs: IntentSequences, pos: np.ndarray, owner: np.ndarray, size: int,
-             target: np.ndarray, query_weekday: np.ndarray,
-             query_slot: np.ndarray) -> IntentSamples:
+             target: np.ndarray, query_s: np.ndarray, slot_minutes: int) -> IntentSamples:
     """Right-padded windows of the (up to) ``size`` behaviours before each row ``pos``;
-    ``query_weekday`` / ``query_slot`` (0-based) are the times the predictions are for."""
+    ``query_s`` (seconds, local clock) are the times the predictions are for."""
     start = np.maximum(pos - size, seqs.offsets[owner])
     length = pos - start
     steps = np.arange(size)[None, :]                         # (1, I)
@@ -216,14 +239,21 @@ def _windows(seqs: IntentSequences, pos: np.ndarray, owner: np.ndarray, size: in
     def window(values: np.ndarray, shift: int, pad: int) -> torch.Tensor:
         return torch.from_numpy(np.where(real, values[rows] + shift, pad))
 
+    slot_s = 60.0 * slot_minutes
+    query_start = np.floor(np.asarray(query_s, dtype=np.float64) / slot_s) * slot_s  # (N,)
+    query_stamp = np.asarray(query_start, dtype="datetime64[s]")
+    query_weekday = (query_stamp.astype("datetime64[D]").view("int64") - 4) % 7  # Monday = 0
+    query_slot = (query_start % 86400.0) // slot_s
+    ages = age_bucket(query_start[:, None], seqs.time_s[rows], slot_minutes)
     return IntentSamples(
         location=window(seqs.location, 0, PAD), weekday=window(seqs.weekday, 1, 0),
         slot=window(seqs.slot, 1, 0), event=window(seqs.event, 0, PAD),
         intent_history=window(seqs.intent, 0, -1), length=torch.from_numpy(length),
         target=torch.from_numpy(target), user=torch.from_numpy(owner),
         position=torch.from_numpy(pos),
-        query_weekday=torch.from_numpy(np.asarray(query_weekday, dtype=np.int64) + 1),
-        query_slot=torch.from_numpy(np.asarray(query_slot, dtype=np.int64) + 1))
+        query_weekday=torch.from_numpy(query_weekday.astype(np.int64) + 1),
+        query_slot=torch.from_numpy(query_slot.astype(np.int64) + 1),
+        age=torch.from_numpy(np.where(real, ages, 0)))
 
 
 def build_samples(seqs: IntentSequences, config: IntentDataConfig,
@@ -237,8 +267,8 @@ def build_samples(seqs: IntentSequences, config: IntentDataConfig,
         targets.append(np.arange(first, part.stop, dtype=np.int64))
         owners.append(np.full(max(part.stop - first, 0), k, dtype=np.int64))
     pos, owner = np.concatenate(targets), np.concatenate(owners)
-    return _windows(seqs, pos, owner, config.input_length, seqs.intent[pos],
-                    seqs.weekday[pos], seqs.slot[pos])
+    return _windows(seqs, pos, owner, config.input_length, seqs.intent[pos], seqs.time_s[pos],
+                    config.slot_minutes)
 
 
 def latest_windows(seqs: IntentSequences, config: IntentDataConfig,
@@ -251,16 +281,12 @@ def latest_windows(seqs: IntentSequences, config: IntentDataConfig,
     """
     owner = np.arange(len(seqs.user_ids), dtype=np.int64)
     pos = seqs.offsets[1:].astype(np.int64)
-    last = np.maximum(pos - 1, 0)
     if at is None:
-        weekday, slot = seqs.weekday[last], seqs.slot[last]
+        query_s = seqs.time_s[np.maximum(pos - 1, 0)]
     else:
-        stamp = pd.Timestamp(at)
-        n = len(owner)
-        weekday = np.full(n, stamp.weekday())
-        slot = np.full(n, (stamp.hour * 60 + stamp.minute) // config.slot_minutes)
+        query_s = np.full(len(owner), (pd.Timestamp(at) - pd.Timestamp(0)).total_seconds())
     return _windows(seqs, pos, owner, config.input_length, np.full(len(owner), -1, np.int64),
-                    weekday, slot)
+                    query_s, config.slot_minutes)
 
 
 def split_users(n_users: int, n_individual: int, seed: int = 0) -> tuple[list[int], list[int]]:

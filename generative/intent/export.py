@@ -1,7 +1,7 @@
 """TorchScript export of a (student) intent predictor for on-device inference.
 
 The exported program takes the window tensors (location, weekday, slot, event, length,
-query_weekday, query_slot), each (B, I) long except ``length`` and the query time (B,), and
+query_weekday, query_slot, age), each (B, I) long except ``length`` and the query time (B,), and
 returns intent logits (B, N_I); models built without ``query_time`` ignore the query time. A user's adapter can be
 baked in, so the device holds one self-contained file. ``max_export_error`` compares the export
 with the PyTorch model on real inputs.
@@ -20,7 +20,7 @@ from generative.intent.individual import UserAdapter
 from generative.intent.model import IntentPredictor
 
 EXPORT_INPUTS = ("location", "weekday", "slot", "event", "length", "query_weekday",
-                 "query_slot")
+                 "query_slot", "age")
 
 
 class _Inference(nn.Module):
@@ -28,9 +28,9 @@ class _Inference(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, location, weekday, slot, event, length, query_weekday, query_slot):
+    def forward(self, location, weekday, slot, event, length, query_weekday, query_slot, age):
         return self.model(location, weekday, slot, event, length,
-                          query_weekday=query_weekday, query_slot=query_slot)
+                          query_weekday=query_weekday, query_slot=query_slot, age=age)
 
 
 def with_adapter(model: IntentPredictor, adapter: UserAdapter | None) -> IntentPredictor:

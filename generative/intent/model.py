@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from generative.intent.backbone import Backbone
+from generative.intent.data import n_age_buckets
 
 
 @dataclass
@@ -35,7 +36,8 @@ class IntentModelConfig:
     # left-padded window (no measurable difference on validation; see model.position_ids)
     positions: str = "start"
     # True: every position also sees the time the prediction is for (the target's weekday and
-    # slot, the "current time t" the Appendix E baselines get); off = the paper's eq. 1-2
+    # slot, the "current time t" the Appendix E baselines get) and its own age relative to it;
+    # off = the paper's eq. 1-2
     query_time: bool = False
 
     def to_dict(self) -> dict:
@@ -58,15 +60,15 @@ class BehaviourEmbedding(nn.Module):
         self.query = QueryTime(config, width) if config.query_time else None
 
     def forward(self, location, weekday, slot, event, user_embedding=None,
-                query_weekday=None, query_slot=None) -> torch.Tensor:
+                query_weekday=None, query_slot=None, age=None) -> torch.Tensor:
         x = torch.cat([self.location(location), self.weekday(weekday), self.slot(slot),
                        self.event(event)], dim=-1)  # (B, I, 4d): eq. 2 concat
         x = self.project(x)  # (B, I, D)
         if self.query is not None:
-            if query_weekday is None or query_slot is None:
-                raise ValueError("this model reads the query time: pass query_weekday and "
-                                 "query_slot (B,)")
-            x = x + self.query(query_weekday, query_slot).unsqueeze(1)  # (B, 1, D) broadcast
+            if query_weekday is None or query_slot is None or age is None:
+                raise ValueError("this model reads the query time: pass query_weekday, "
+                                 "query_slot (B,) and age (B, I)")
+            x = x + self.query(query_weekday, query_slot, age)
         if self.user is not None:
             if user_embedding is None:
                 raise ValueError("this model conditions on h_u: pass user_embedding (B, d_u)")
@@ -77,8 +79,9 @@ class BehaviourEmbedding(nn.Module):
 
 
 class QueryTime(nn.Module):
-    """The time a prediction is for (weekday, slot), embedded and projected to width; it is
-    added to every position, as h_u is, so attention can relate each event to "now"."""
+    """The time a prediction is for (weekday, slot), embedded and projected to width and added
+    to every position as h_u is, plus each event's age relative to it (``data.age_bucket``),
+    so attention can relate each event to "now"."""
 
     def __init__(self, config: IntentModelConfig, width: int):
         super().__init__()
@@ -86,9 +89,13 @@ class QueryTime(nn.Module):
         self.weekday = nn.Embedding(config.n_weekdays + 1, d, padding_idx=0)
         self.slot = nn.Embedding(config.n_slots + 1, d, padding_idx=0)
         self.project = nn.Linear(2 * d, width)
+        self.age = nn.Embedding(n_age_buckets(config.n_slots), width, padding_idx=0)
 
-    def forward(self, weekday: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
-        return self.project(torch.cat([self.weekday(weekday), self.slot(slot)], dim=-1))
+    def forward(self, weekday: torch.Tensor, slot: torch.Tensor,
+                age: torch.Tensor) -> torch.Tensor:
+        """(B, I, D): the query time (B, 1, D) broadcast plus the age of each position."""
+        now = self.project(torch.cat([self.weekday(weekday), self.slot(slot)], dim=-1))
+        return now.unsqueeze(1) + self.age(age)
 
 
 class LocalActivationUnit(nn.Module):
@@ -220,28 +227,28 @@ class IntentPredictor(nn.Module):
         return ids.clamp(max=(limit or 2 * size) - 1)
 
     def encode(self, location, weekday, slot, event, length, user_embedding=None,
-               query_weekday=None, query_slot=None):
+               query_weekday=None, query_slot=None, age=None):
         """H_t = backbone(concat(E_l, E_w, E_t, E_e)) (eq. 2): (B, I, D).
 
         Right padding + causal attention: real positions never see padding. The query time
         is read only by models built with ``query_time``.
         """
         x = self.embed(location, weekday, slot, event, user_embedding, query_weekday,
-                       query_slot)
+                       query_slot, age)
         return self.backbone(x, self.position_ids(length, x.shape[1]))
 
     def forward(self, location, weekday, slot, event, length, user_embedding=None,
-                query_weekday=None, query_slot=None):
+                query_weekday=None, query_slot=None, age=None):
         hidden = self.encode(location, weekday, slot, event, length, user_embedding,
-                             query_weekday, query_slot)
+                             query_weekday, query_slot, age)
         return self.readout(hidden, length)  # (B, N_I)
 
     def reconstruction_logits(self, location, weekday, slot, event_masked, length,
-                              user_embedding=None, query_weekday=None,
-                              query_slot=None) -> torch.Tensor:
+                              user_embedding=None, query_weekday=None, query_slot=None,
+                              age=None) -> torch.Tensor:
         """Event logits (B, I, N_E) from the window with masked events (eq. 5, Alg. 1 l. 4-6)."""
         hidden = self.encode(location, weekday, slot, event_masked, length, user_embedding,
-                             query_weekday, query_slot)
+                             query_weekday, query_slot, age)
         return self.reconstruct(hidden)
 
     def n_parameters(self) -> int:

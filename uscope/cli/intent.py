@@ -63,7 +63,7 @@ def predict(
     adapters = load_adapters(model)
     try:
         windows = latest_windows(seqs, data_config, at=at)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         typer.secho(f"error: --at {at!r}: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     typer.echo(f"model backbone: {predictor.backbone_label}; "
