@@ -30,7 +30,8 @@ def trained_dir(netfp_events, tmp_path_factory):
     path = save_events(part, tmp / "events.parquet")
     common = {"events": str(path), "data": {"input_length": 8},
               "protocol": {"n_individual": 8, "seed": 0},
-              "model": {"embed_dim": 8, "attention_dim": 8, "mlp_hidden": 16}}
+              "model": {"embed_dim": 8, "attention_dim": 8, "mlp_hidden": 16,
+                        "query_time": True}}
     tiny = {"kind": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "max_positions": 16}
     configs = {
         "population": {**common, "out": str(tmp / "teacher"), "backbone": tiny,
@@ -72,9 +73,13 @@ def test_cli_predict(trained_dir):
     result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
                                  "--user", "nobody"])
     assert result.exit_code == 2 and "nobody" in result.output
-    result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
-                                 "--user", user, "--at", "2017-01-17 21:30"])
-    assert result.exit_code == 0, result.output
+    at = {}
+    for when in ("2017-01-17 08:30", "2017-01-17 21:30"):
+        result = runner.invoke(app, ["intent", "predict", str(path), "--model",
+                                     str(tmp / "student"), "--user", user, "--at", when, "--json"])
+        assert result.exit_code == 0, result.output
+        at[when] = json.loads(next(x for x in result.stdout.splitlines() if x.startswith("{")))
+    assert at["2017-01-17 08:30"]["intents"] != at["2017-01-17 21:30"]["intents"]  # time is read
     result = runner.invoke(app, ["intent", "predict", str(path), "--model", str(tmp / "student"),
                                  "--at", "teatime"])
     assert result.exit_code == 2 and "--at 'teatime'" in result.output
