@@ -396,6 +396,15 @@ def ablation_header(args) -> str:
             f"{args.distill_steps} above; every row here, full PITuning included, uses it)")
 
 
+def query_time_text(args) -> str:
+    """One sentence: whether the models read the time each prediction is for."""
+    if not args.query_time:
+        return "Query time: off (the paper's eq. 1-2: the past events only)."
+    return ("Query time: on: teacher and student also read the time each prediction is for "
+            "(the target's weekday and hour slot, the current time t of the Appendix E "
+            "baselines) and each event's age relative to it (`IntentModelConfig.query_time`).")
+
+
 def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdicts) -> str:
     setup = (
         f"Real data: netfp, {summary['users']} devices, one day; event = app "
@@ -412,12 +421,8 @@ def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdi
         f"(backbone {args.backbone_lr:g}), {args.warmup} warm-up steps, {args.schedule} lr. "
         f"Student: GPT-2 config, 4 layers, 128-d, random init, distilled for "
         f"{args.distill_steps} steps of batch 64 (alpha 0.5, epsilon 1, lr "
-        f"{args.distill_lr:g}). Query time: "
-        + ("on: teacher and student also read the time each prediction is for (the target's "
-           "weekday and hour slot, the current time t of the Appendix E baselines) and each "
-           "event's age relative to it (`IntentModelConfig.query_time`). " if args.query_time
-           else "off (the paper's eq. 1-2: the past events only). ")
-        + f"Individual: per-device adapter (E_i, W_2, b_2), "
+        f"{args.distill_lr:g}). {query_time_text(args)} "
+        f"Individual: per-device adapter (E_i, W_2, b_2), "
         f"{args.unlearn_steps} unlearning steps (lambda 1, threshold 0.01) then "
         f"{args.finetune_steps} fine-tuning steps, Adam {args.individual_lr:g}"
         + (f"; b_2 initialised with the label shift (pseudo-count {args.prior_shift:g}, scale "

@@ -18,7 +18,16 @@ import time
 
 import numpy as np
 from _report import markdown_table, write_section
-from bench_intent import Run, baseline_rows, fmt, load_protocol, log, parse, rarest_intents
+from bench_intent import (
+    Run,
+    baseline_rows,
+    fmt,
+    load_protocol,
+    log,
+    parse,
+    query_time_text,
+    rarest_intents,
+)
 
 from generative.intent import intent_metrics, predict_logits, recall_per_intent
 from generative.intent.metrics import METRIC_NAMES
@@ -85,7 +94,8 @@ def main() -> None:
         f"held-out devices, {summary['tune_samples']:,} tuning and {summary['test_samples']:,} "
         f"test windows. One population teacher ({teacher.backbone_label}, "
         f"{args.teacher_steps} steps of batch {args.batch_size}) and one distilled student "
-        f"({args.distill_steps} steps) serve every row; the rows differ only in how each "
+        f"({args.distill_steps} steps) serve every row. {query_time_text(args)} The rows "
+        "differ only in how each "
         f"device's adapter (E_i, W_2, b_2) is tuned, Adam {args.individual_lr:g}. Label shift: "
         "b_2 += log p_dev - log P_pop before any step (`IndividualConfig.prior_shift`), p_dev "
         f"the device's tuning intents smoothed with {own.shift_pseudocount:g} pseudo-windows of "
