@@ -17,6 +17,7 @@ import argparse
 import time
 
 import numpy as np
+from _intent_report import query_time_text
 from _report import markdown_table, write_section
 from bench_intent import (
     Run,
@@ -25,7 +26,6 @@ from bench_intent import (
     load_protocol,
     log,
     parse,
-    query_time_text,
     rarest_intents,
 )
 

@@ -101,6 +101,11 @@ def test_bad_input_names_the_field():
 def test_user_split_and_earlier_later_split():
     population, held_out = split_users(10, 3, seed=1)
     assert len(held_out) == 3 and sorted(population + held_out) == list(range(10))
+    folds = [split_users(10, 3, seed=1, fold=k)[1] for k in range(3)]
+    assert folds[0] == held_out                          # fold 0 is the default split
+    assert len(set().union(*folds)) == 9                 # disjoint blocks of 3
+    with pytest.raises(ValueError, match="fold must be in 0..2"):
+        split_users(10, 3, seed=1, fold=3)
     vocab = IntentVocab.fit(table(), HONOR)
     seqs = build_sequences(table(), HONOR, vocab)
     tune, test = split_earlier_later(build_samples(seqs, HONOR), seqs)

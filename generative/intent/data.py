@@ -289,12 +289,23 @@ def latest_windows(seqs: IntentSequences, config: IntentDataConfig,
                     query_s, config.slot_minutes)
 
 
-def split_users(n_users: int, n_individual: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """(population users, held-out individual users), drawn with an explicit generator."""
+def split_users(n_users: int, n_individual: int, seed: int = 0,
+                fold: int = 0) -> tuple[list[int], list[int]]:
+    """(population users, held-out individual users), drawn with an explicit generator.
+
+    ``fold`` picks the held-out block of one seeded permutation: folds 0, 1, ... hold out
+    disjoint sets of ``n_individual`` users (device-level cross-validation); fold 0 is the
+    default split.
+    """
     if not 0 < n_individual < n_users:
         raise ValueError(f"n_individual must be in 1..{n_users - 1}, got {n_individual}")
+    n_folds = n_users // n_individual
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold must be in 0..{n_folds - 1} for {n_users} users in blocks of "
+                         f"{n_individual}, got {fold}")
     order = torch.randperm(n_users, generator=torch.Generator().manual_seed(seed)).tolist()
-    return sorted(order[n_individual:]), sorted(order[:n_individual])
+    held = order[fold * n_individual:(fold + 1) * n_individual]
+    return sorted(set(order) - set(held)), sorted(held)
 
 
 def split_earlier_later(samples: IntentSamples, seqs: IntentSequences,

@@ -30,6 +30,7 @@ class ProtocolConfig:
     n_individual: int = 200      # held-out users for individual-level tuning
     tune_fraction: float = 0.5   # share of each held-out user's hours used for tuning
     seed: int = 0
+    fold: int = 0                # which disjoint block of held-out users (cross-validation)
 
 
 @dataclass
@@ -68,7 +69,7 @@ def build_protocol(events: pd.DataFrame, data_config: IntentDataConfig,
     vocab = vocab or IntentVocab.fit(events, data_config)
     seqs = build_sequences(events, data_config, vocab, source=source)
     population_users, individual_users = split_users(len(seqs.user_ids), config.n_individual,
-                                                     config.seed)
+                                                     config.seed, config.fold)
     individual = build_samples(seqs, data_config, individual_users)
     tune, test = split_earlier_later(individual, seqs, config.tune_fraction)
     return ProtocolData(data_config, vocab, seqs, build_samples(seqs, data_config,
