@@ -216,6 +216,22 @@ def test_validation_protocol_uses_population_devices_only(protocol):
         validation_protocol(protocol, n_valid=0)
 
 
+def test_folds_hold_out_disjoint_devices_and_keep_every_window(netfp_events, protocol):
+    events, _ = netfp_events
+    part = events[events["user_id"].isin(events["user_id"].unique()[:60])]
+    other = build_protocol(part, protocol.data_config, ProtocolConfig(n_individual=12, seed=0,
+                                                                      fold=1),
+                           vocab=protocol.vocab)
+
+    def held_out(data):
+        return set(torch.cat([data.tune.user, data.test.user]).unique().tolist())
+
+    assert held_out(other) and not held_out(other) & held_out(protocol)
+    assert not held_out(other) & set(other.population.user.unique().tolist())
+    assert len(other.population) + len(other.tune) + len(other.test) == (
+        len(protocol.population) + len(protocol.tune) + len(protocol.test))
+
+
 def test_prior_shift_initialises_only_the_bias(trained, protocol):
     from generative.intent.individual import base_adapter
     from generative.intent.losses import prior_shift
