@@ -221,6 +221,20 @@ def main() -> None:
                       "(real netfp data, Fig. 8)", body)
 
 
+def unseen_text(rows) -> str:
+    """One sentence per tail: the windows no device stage can reach from the device's data."""
+    parts = []
+    for yes, no in zip(rows[::2], rows[1::2]):
+        total = yes["test windows"] + no["test windows"]
+        hit = any(float(v or 0) > 0 for k, v in no.items() if k in STRATEGIES)
+        parts.append(f"{no['test windows']} of the {total} test windows of the {no['tail']} "
+                     f"({no['test windows'] / max(total, 1):.0%}) come from devices that never "
+                     f"used that intent in their tuning hours; "
+                     + ("some strategy predicted some of them." if hit else
+                        "no strategy predicted any of them."))
+    return " ".join(parts)
+
+
 def render(args, own, folds, y, intents, rare, counts, verdicts, rare_rows, tails, overall,
            fold_rows) -> str:
     share = ", ".join(f"{intents[c]} {counts[c] / counts.sum():.2%}" for c in rare)
@@ -244,7 +258,7 @@ def render(args, own, folds, y, intents, rare, counts, verdicts, rare_rows, tail
         ("### A wider tail: mean recall over the k rarest intents (pooled; lead: unlearning "
          "minus that strategy, 95% interval)"), markdown_table(tails[0]),
         ("Recall (windows pooled over the intents) by whether the device had used the intent "
-         "before:"), markdown_table(tails[1]),
+         "before:"), markdown_table(tails[1]), unseen_text(tails[1]),
         "### Overall, pooled over the folds (held-out devices, later hours)",
         markdown_table(overall), "### Per fold", markdown_table(fold_rows),
         "Minutes: one fold's training, tuning and scoring on 1 thread of the shared 2-core CPU."])
