@@ -103,7 +103,7 @@ def bootstrap_gaps(counts, hits, n_draws: int = 2000, seed: int = 0) -> np.ndarr
     return gaps
 
 
-def tail_rows(y, device, predictions: dict, counts, sizes=(3, 5, 8)) -> list[dict]:
+def tail_rows(y, device, predictions: dict, counts, sizes=(5, 8)) -> list[dict]:
     """Mean recall over the k rarest intents for each k in ``sizes``, per strategy, with the
     bootstrap interval of unlearning's lead: the tail widened until it holds enough windows."""
     rows = []
