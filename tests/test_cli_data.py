@@ -49,3 +49,27 @@ def test_read_then_tensors_on_real_netfp(tmp_path, shared_data):
                    "--slot-minutes", 60, "--slots", 24)
     assert built.returncode == 0, built.stderr
     assert "1203 users" in built.stdout and "19 x 24 x 1 x 1" in built.stdout
+
+
+def test_read_each_shared_folder_as_a_new_user_would(shared_data, tmp_path):
+    """`uscope read DIR` on each folder of ../shared/data: the user counts of its README."""
+    expected = {"foursquare_nyc": ("40161 rows in, 40161 accepted, 0 rejected", "124 users"),
+                "frappe": ("64431 rows in, 64431 accepted, 0 rejected", "630 users"),
+                "shanghai_sample": ("15869 rows in, 15869 accepted, 0 rejected", "6 users"),
+                "studentlife": ("225071 rows in, 225071 accepted, 0 rejected", "33 users"),
+                "studentlife/app.csv": ("101231 rows in", "2 users")}
+    for folder, (counts, users) in expected.items():
+        done = uscope("read", shared_data / folder)
+        assert done.returncode == 0, done.stderr
+        assert counts in done.stdout and f"\n{users}, " in "\n" + done.stdout, done.stdout
+    done = uscope("read", shared_data / "foursquare_nyc", "--out", tmp_path / "fsq.parquet")
+    assert "(0 app uses, 40161 place-only)" in done.stdout
+    events = pd.read_parquet(tmp_path / "fsq.parquet")
+    assert events["app"].isna().all()
+    frappe = uscope("read", shared_data / "frappe", "--format", "frappe", "--out",
+                    tmp_path / "frappe.parquet")
+    assert frappe.returncode == 0, frappe.stderr
+    again = uscope("read", tmp_path / "frappe.parquet")  # an untimed table reads back
+    assert "630 users, 64431 events" in again.stdout, again.stderr
+    wrong = uscope("read", shared_data / "frappe", "--format", "nosuch")
+    assert wrong.returncode == 2 and "foursquare-nyc" in wrong.stderr

@@ -9,7 +9,8 @@ import typer
 
 from uscope.cli import app
 
-FORMATS = ("tsinghua", "netfp", "csv", "parquet")
+# names kept from before the registry: both mean a generic table
+FORMAT_ALIASES = {"csv": "generic", "parquet": "generic"}
 
 
 def _fail(message: str) -> None:
@@ -17,26 +18,27 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def read_any(source: Path, fmt: str | None, lenient: bool, rejects: Path | None):
-    """Read a Tsinghua directory, the netfp CSV, or a generic CSV/parquet into events."""
-    from uscope import data
+def _formats() -> str:
+    from uscope.data.datasets import dataset_names
 
-    errors = "lenient" if lenient else "raise"
-    if fmt is None:
-        fmt = ("tsinghua" if source.is_dir() else
-               "parquet" if source.suffix in (".parquet", ".pq") else
-               "netfp" if source.name.startswith("data0") else "csv")
-    if fmt not in FORMATS:
-        _fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return ", ".join(n for n in dataset_names() if n != "simulated")
+
+
+def read_any(source: Path, fmt: str | None, lenient: bool, rejects: Path | None):
+    """Read any registered dataset's file or folder (recognised from its files) into events."""
+    from uscope.data import DataError
+    from uscope.data.datasets import REGISTRY
+    from uscope.data.datasets import read_any as read_dataset
+
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
+    if fmt is not None and (fmt not in REGISTRY or fmt == "simulated"):
+        _fail(f"unknown format {fmt!r}; choose one of {_formats()}")
+    options = {"errors": "lenient" if lenient else "raise", "rejects_path": rejects}
     try:
-        if fmt == "tsinghua":
-            result = data.read_tsinghua(source, errors=errors, rejects_path=rejects)
-            return result.events, result.report
-        if fmt == "netfp":
-            return data.read_netfp(source, errors=errors, rejects_path=rejects)
-        return data.read_events(source, errors=errors, rejects_path=rejects)
-    except data.DataError as exc:
+        loaded = read_dataset(source, fmt, **options)
+    except DataError as exc:
         _fail(str(exc))
+    return loaded.events, loaded.report
 
 
 @app.command()
@@ -58,23 +60,34 @@ def simulate(
 
 @app.command("read")
 def read_command(
-    source: Annotated[Path, typer.Argument(help="Tsinghua directory, netfp CSV, CSV or parquet.")],
-    out: Annotated[Path, typer.Option(help="Where to write the validated events (parquet).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="|".join(FORMATS))] = None,
+    source: Annotated[Path, typer.Argument(help="A dataset folder or file (format recognised "
+                                              "from its files), a CSV or a parquet.")],
+    out: Annotated[Path | None, typer.Option(help="Write the validated events here (parquet)."
+                                             )] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="netfp, tsinghua, foursquare-nyc, studentlife, frappe, "
+                         "shanghai-sample or generic (CSV / parquet).")] = None,
     lenient: Annotated[bool, typer.Option(help="Set bad lines aside instead of failing.")] = False,
     rejects: Annotated[Path | None, typer.Option(help="Side file for rejected lines.")] = None,
 ) -> None:
-    """Read and validate events; report rows in, accepted and rejected."""
+    """Read and validate events; report rows in, accepted and rejected, and the users."""
     from uscope.data import save_events
 
     if lenient and rejects is None:
-        rejects = out.with_suffix(".rejects.tsv")
+        rejects = (out or Path(source.name)).with_suffix(".rejects.tsv")
     events, report = read_any(source, fmt, lenient, rejects)
-    save_events(events, out)
     typer.echo(report.summary())
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     if report.rejected:
         typer.echo(f"rejected lines with reasons: {rejects}")
-    typer.echo(f"{events['user_id'].nunique()} users, {len(events)} events -> {out}")
+    with_app = int(events["app"].notna().sum())
+    line = (f"{events['user_id'].nunique()} users, {len(events)} events "
+            f"({with_app} app uses, {len(events) - with_app} place-only)")
+    if out is not None:
+        save_events(events, out)
+        line += f" -> {out}"
+    typer.echo(line)
 
 
 @app.command()

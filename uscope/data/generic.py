@@ -78,7 +78,7 @@ def read_events(source: Any, column_map: Mapping[str, str] | None = None, *,
         source_column = column_map.get(column, column)
         if source_column in frame.columns:
             renamed[column] = frame[source_column]
-        elif column in REQUIRED_COLUMNS and column != "app_category":
+        elif column in REQUIRED_COLUMNS:
             raise DataError(f"source has no column {source_column!r} for {column!r}; columns "
                             f"are {list(frame.columns)}", source=name, field=column)
     table = pd.DataFrame(renamed)
@@ -86,15 +86,25 @@ def read_events(source: Any, column_map: Mapping[str, str] | None = None, *,
                          raw_row=lambda i: ",".join(str(v) for v in frame.iloc[i].tolist()))
     fail = checker.fail
 
-    for column in ("user_id", "app"):
-        fail(table[column].isna() | table[column].astype(str).str.strip().eq(""), column,
-             "empty value")
+    fail(table["user_id"].isna() | table["user_id"].astype(str).str.strip().eq(""), "user_id",
+         "empty value")
+    if "app" in table:  # an empty app is allowed on a place-only row (see schema.py)
+        table["app"] = table["app"].where(table["app"].astype(str).str.strip().ne(""), None)
+    has_place = pd.Series(False, index=table.index)
+    for column in ("location_id", "location_category", "latitude"):
+        if column in table:
+            has_place |= table[column].notna() & table[column].astype(str).str.strip().ne("")
+    no_app = table["app"].isna() if "app" in table else pd.Series(True, index=table.index)
+    fail((no_app & ~has_place).to_numpy(), "app" if "app" in table else "location_id",
+         "event has neither an app nor a place")
     if timestamp_unit is not None:
         numbers = pd.to_numeric(table["timestamp"], errors="coerce")
         stamps = pd.to_datetime(numbers, unit=timestamp_unit, errors="coerce")
     else:
         stamps = pd.to_datetime(table["timestamp"], format=timestamp_format, errors="coerce")
-    fail(stamps.isna().to_numpy(), "timestamp", "not a valid timestamp")
+    untimed = table["timestamp"].isna() | table["timestamp"].astype(str).str.strip().eq("")
+    if not untimed.all():  # an all-empty column is an untimed table (see schema.py)
+        fail(stamps.isna().to_numpy(), "timestamp", "not a valid timestamp")
     table["timestamp"] = stamps
     if "traffic_bytes" in table:
         traffic_text = table["traffic_bytes"].replace("", None)
@@ -109,9 +119,10 @@ def read_events(source: Any, column_map: Mapping[str, str] | None = None, *,
             fail((values.abs() > limit).fillna(False).to_numpy(), column,
                  f"outside [-{limit}, {limit}]")
             table[column] = values
-    if "app_category" not in table:
+    if "app_category" not in table and "app" in table:
         mapping = app_categories or {}
-        table["app_category"] = table["app"].astype(str).map(mapping).fillna(UNKNOWN_CATEGORY)
+        category = table["app"].astype(str).map(mapping).fillna(UNKNOWN_CATEGORY)
+        table["app_category"] = category.where(table["app"].notna(), None)
 
     report = ReadReport(name)
     ok = checker.finish(mode, report)

@@ -111,11 +111,14 @@ def _to_radians(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 def cluster_gps_places(events: pd.DataFrame, radius_m: float = 150.0,
-                       min_fixes: int = 1) -> pd.DataFrame:
+                       min_fixes: int = 1, round_decimals: int | None = None) -> pd.DataFrame:
     """Group GPS fixes into places with DBSCAN (haversine distance, `radius_m` neighbourhood).
 
     Sets `location_id` to ``place_<n>`` for rows with coordinates; rows without coordinates keep
-    their `location_id`. Returns a copy of the events and never drops rows.
+    their `location_id`. Returns a copy of the events and never drops rows. Identical
+    coordinates are clustered once (weighted by how many fixes share them);
+    ``round_decimals`` (4 = about 11 m) first rounds them for grouping only, which keeps
+    DBSCAN's neighbourhoods small on months of fixes; the rows keep their exact coordinates.
     """
     from sklearn.cluster import DBSCAN
 
@@ -123,10 +126,16 @@ def cluster_gps_places(events: pd.DataFrame, radius_m: float = 150.0,
     has_fix = events["latitude"].notna().to_numpy()
     if not has_fix.any():
         return events
-    coords = _to_radians(events.loc[has_fix, "latitude"].to_numpy(),
-                                 events.loc[has_fix, "longitude"].to_numpy())
-    labels = DBSCAN(eps=radius_m / EARTH_RADIUS_M, min_samples=min_fixes,
-                    metric="haversine", algorithm="ball_tree").fit_predict(coords)
+    lat = events.loc[has_fix, "latitude"].to_numpy()
+    lon = events.loc[has_fix, "longitude"].to_numpy()
+    if round_decimals is not None:
+        lat, lon = np.round(lat, round_decimals), np.round(lon, round_decimals)
+    unique, inverse, weight = np.unique(np.stack([lat, lon], axis=1), axis=0,
+                                        return_inverse=True, return_counts=True)
+    unique_labels = DBSCAN(eps=radius_m / EARTH_RADIUS_M, min_samples=min_fixes,
+                           metric="haversine", algorithm="ball_tree").fit_predict(
+        _to_radians(unique[:, 0], unique[:, 1]), sample_weight=weight)
+    labels = unique_labels[inverse.ravel()]
     # DBSCAN noise (-1, possible when min_fixes > 1) becomes a place of its own per fix
     next_label = labels.max() + 1
     for i in np.flatnonzero(labels < 0):

@@ -126,5 +126,80 @@ class RowChecker:
             )
         for i in bad_rows:
             report.reject(int(self.lines[i]), str(self.field[i]), str(self.reason[i]),
-                          self.raw_row(i))
+                          self.raw_row(i), source=self.source)
         return ok
+
+
+def read_table(path: str | Path, columns: list[str], *, sep: str = ",",
+               encoding: str = "utf-8", extra_trailing_field: bool = False
+               ) -> tuple[pd.DataFrame, RowChecker]:
+    """A delimited file with a known header, as string fields and a checker with line numbers.
+
+    The header must be exactly `columns`. ``extra_trailing_field``: data lines end with one more
+    (empty) separator than the header, as published in some files; it is dropped when empty.
+    The checker has already failed lines with the wrong number of fields.
+    """
+    path = Path(path)
+    lines, numbers = split_lines(read_text(path, encoding=encoding))
+    if len(lines) == 0:
+        raise DataError("empty file: expected the header " + sep.join(columns),
+                        source=str(path), line=1)
+    header = [h.strip().lstrip("\ufeff") for h in lines.iloc[0].split(sep)]
+    if header != columns:
+        raise DataError(f"header must be {sep.join(columns)!r}, got {lines.iloc[0]!r}",
+                        source=str(path), line=1, field="header")
+    body = lines.iloc[1:].reset_index(drop=True)
+    names = columns + ["_trailing"] if extra_trailing_field else columns
+    table = split_fields(body, names, sep=sep)
+    checker = RowChecker(str(path), table, numbers[1:])
+    checker.field_count(names)
+    if extra_trailing_field:
+        checker.fail(table["_trailing"].fillna("").str.strip().ne("").to_numpy(), columns[-1],
+                     f"too many fields: expected {len(columns)} and an empty last one")
+    return table, checker
+
+
+def check_number(checker: RowChecker, name: str, *, low: float | None = None,
+                 high: float | None = None) -> np.ndarray:
+    """Parse a field as floats, failing rows that are not numbers or lie outside [low, high]."""
+    values = pd.to_numeric(checker.table[name].fillna("").str.strip(), errors="coerce")
+    arr = values.to_numpy(dtype=np.float64)
+    checker.fail(np.isnan(arr), name, "not a number")
+    finite = np.nan_to_num(arr)
+    if low is not None:
+        checker.fail(finite < low, name, f"outside [{low}, {high}]")
+    if high is not None:
+        checker.fail(finite > high, name, f"outside [{low}, {high}]")
+    return arr
+
+
+def check_nonempty(checker: RowChecker, *names: str) -> None:
+    for name in names:
+        checker.fail(checker.table[name].fillna("").str.strip().eq("").to_numpy(), name,
+                     "empty value")
+
+
+def check_member(checker: RowChecker, name: str, allowed, what: str) -> pd.Series:
+    """Fail rows whose (stripped) field is not among `allowed` ("unknown <what>")."""
+    values = checker.table[name].fillna("").str.strip()
+    checker.fail(~values.isin(list(allowed)).to_numpy(), name, f"unknown {what}")
+    return values
+
+
+def finish_read(checker: RowChecker, errors: str, report: ReadReport,
+                rejects_path: str | Path | None) -> np.ndarray:
+    """Strict raise or lenient set-aside for one file; balanced counts; rejects side file."""
+    ok = checker.finish(check_errors_mode(errors), report)
+    report.check_balanced()
+    if rejects_path is not None:
+        report.write_rejects(rejects_path)
+    return ok
+
+
+def check_timestamp(checker: RowChecker, name: str, fmt: str, pattern: str) -> np.ndarray:
+    """Parse a field as local times in `fmt`, failing rows that do not match `pattern`."""
+    text = checker.table[name].fillna("").astype(str).str.strip()
+    stamps = pd.to_datetime(text.where(text.str.fullmatch(pattern), None), format=fmt,
+                            errors="coerce")
+    checker.fail(stamps.isna().to_numpy(), name, f"not a valid time ({fmt})")
+    return stamps.to_numpy()

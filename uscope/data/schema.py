@@ -1,19 +1,33 @@
 """The validated event table: the one format every later stage reads.
 
-One row is one app use by one anonymous user at one time and (optionally) one place.
+One row is one event of one anonymous user at one time: an app use, a visit to a place
+(a check-in, a GPS fix, a base-station sighting), or both at once (an app used at a place).
+
+A **missing app** (null ``app`` and ``app_category``) means the event records no app use: it
+is a place observation only, not an unknown app. Stages count such events for places and
+times but never as app use, and no reader or stage fills in an app that the data does not
+name. A **missing place** (null ``location_id`` and coordinates) means the data records no
+place for the event. Every event has at least one of the two.
 
 | column          | dtype            | required | meaning                                             |
 |-----------------|------------------|----------|-----------------------------------------------------|
 | user_id         | string           | yes      | anonymous user or device id                         |
-| timestamp       | datetime64[ns]   | yes      | local wall-clock time of the use (no time zone)     |
-| app             | string           | yes      | app name or id                                      |
-| app_category    | string           | yes      | category of the app ("Unknown" when not mapped)     |
+| timestamp       | datetime64[ns]   | yes (*) | local wall-clock time of the event (no time zone)   |
+| app             | string, nullable | no       | app name or id; null when the event is no app use   |
+| app_category    | string, nullable | no       | category of the app ("Unknown" when not mapped, null exactly when app is null) |
 | location_id     | string, nullable | no       | base station or place id; null when not recorded    |
 | location_category | string, nullable | no     | named POI cluster of the place (see locations.py)   |
 | traffic_bytes   | Int64, nullable  | no       | bytes moved by the use; null when not recorded      |
 | latitude        | float64          | no       | WGS84 latitude in degrees, NaN when not recorded    |
 | longitude       | float64          | no       | WGS84 longitude in degrees, NaN when not recorded   |
 | synthetic       | bool             | yes      | True for generated events (never in evaluation)     |
+| uses            | Int64, nullable  | no       | how many uses the row stands for; null means one    |
+| context         | string, nullable | no       | context buckets as ``key=value;key=value`` (Frappe) |
+
+(*) ``timestamp`` is null only in a table whose source records no time at all (Frappe's
+context buckets): ``has_times`` is False for it, and every stage that needs time (tensors,
+temporal splits, time features) raises naming the field instead of guessing one. A table
+mixes no timed and untimed rows.
 
 Rows are sorted by (user_id, timestamp). ``validate_events`` checks all of it and names the
 offending row and field; readers call it before returning.
@@ -38,8 +52,10 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "latitude",
     "longitude",
     "synthetic",
+    "uses",
+    "context",
 )
-REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "timestamp", "app", "app_category")
+REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "timestamp")
 UNKNOWN_CATEGORY = "Unknown"
 
 
@@ -84,8 +100,10 @@ class ReadReport:
     def rejected(self) -> int:
         return len(self.rejections)
 
-    def reject(self, line: int, field_name: str, reason: str, raw: str) -> None:
-        self.rejections.append(Rejection(self.source, line, field_name, reason, raw))
+    def reject(self, line: int, field_name: str, reason: str, raw: str,
+               source: str | None = None) -> None:
+        """Set a row aside; `source` names its file when the report spans several."""
+        self.rejections.append(Rejection(source or self.source, line, field_name, reason, raw))
 
     def check_balanced(self) -> None:
         if self.rows_in != self.accepted + self.rejected:
@@ -120,14 +138,19 @@ def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"event table lacks required columns {missing}", field=missing[0])
-    for column, default in (("location_id", None), ("location_category", None),
+    for column, default in (("app", None), ("app_category", None),
+                            ("location_id", None), ("location_category", None),
                             ("traffic_bytes", None),
-                            ("latitude", np.nan), ("longitude", np.nan), ("synthetic", False)):
+                            ("latitude", np.nan), ("longitude", np.nan), ("synthetic", False),
+                            ("uses", None), ("context", None)):
         if column not in frame.columns:
             frame[column] = default
     frame["user_id"] = frame["user_id"].astype("string")
-    frame["app"] = frame["app"].astype("string")
-    frame["app_category"] = frame["app_category"].astype("string").fillna(UNKNOWN_CATEGORY)
+    app = frame["app"].astype("string").str.strip()
+    frame["app"] = app.mask(app.eq(""))
+    # a known app without a category is "Unknown"; an event with no app has no category either
+    category = frame["app_category"].astype("string").fillna(UNKNOWN_CATEGORY)
+    frame["app_category"] = category.mask(frame["app"].isna())
     frame["location_id"] = frame["location_id"].astype("string")
     frame["location_category"] = frame["location_category"].astype("string")
     frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[ns]")
@@ -135,6 +158,8 @@ def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     frame["latitude"] = frame["latitude"].astype("float64")
     frame["longitude"] = frame["longitude"].astype("float64")
     frame["synthetic"] = frame["synthetic"].fillna(False).astype(bool)
+    frame["uses"] = pd.array(frame["uses"], dtype="Int64")
+    frame["context"] = frame["context"].astype("string")
     return frame[list(EVENT_COLUMNS)]
 
 
@@ -144,13 +169,25 @@ def validate_events(frame: pd.DataFrame, source: str = "<events>") -> pd.DataFra
     Raises ``DataError`` naming the first bad row (0-based table row) and field.
     """
     frame = normalise_dtypes(frame)
-    for column in ("user_id", "timestamp", "app"):
-        bad = frame[column].isna()
-        if column in ("user_id", "app"):
-            bad |= frame[column].fillna("").str.strip().eq("")
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError("missing value", source=source, line=row, field=column)
+    bad = frame["user_id"].isna() | frame["user_id"].fillna("").str.strip().eq("")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError("missing value", source=source, line=row, field="user_id")
+    untimed = frame["timestamp"].isna()
+    if untimed.any() and not untimed.all():  # a table is timed throughout or not at all
+        row = int(np.flatnonzero(untimed.to_numpy())[0])
+        raise DataError("missing value (only a table with no times at all may lack them)",
+                        source=source, line=row, field="timestamp")
+    few = frame["uses"].fillna(1) < 1
+    if few.any():
+        row = int(np.flatnonzero(few.to_numpy())[0])
+        raise DataError("uses must be >= 1", source=source, line=row, field="uses")
+    neither = (frame["app"].isna() & frame["location_id"].isna()
+               & frame["location_category"].isna() & frame["latitude"].isna())
+    if neither.any():
+        row = int(np.flatnonzero(neither.to_numpy())[0])
+        raise DataError("event has neither an app nor a place", source=source, line=row,
+                        field="app")
     negative = frame["traffic_bytes"].fillna(0) < 0
     if negative.any():
         row = int(np.flatnonzero(negative.to_numpy())[0])
@@ -168,6 +205,47 @@ def validate_events(frame: pd.DataFrame, source: str = "<events>") -> pd.DataFra
         raise DataError("latitude and longitude must both be present or both missing",
                         source=source, line=row, field="latitude")
     return frame.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def has_apps(frame: pd.DataFrame) -> bool:
+    """Whether any event of the table is an app use."""
+    return bool(frame["app"].notna().any())
+
+
+def has_places(frame: pd.DataFrame) -> bool:
+    """Whether any event of the table records a place (an id, a category or coordinates)."""
+    return bool((frame["location_id"].notna() | frame["location_category"].notna()
+                 | frame["latitude"].notna()).any())
+
+
+def has_times(frame: pd.DataFrame) -> bool:
+    """Whether the events carry timestamps (False only for untimed sources such as Frappe)."""
+    return bool(len(frame)) and bool(frame["timestamp"].notna().all())
+
+
+def require_times(frame: pd.DataFrame, what: str) -> None:
+    """Raise naming the field when a stage that needs time gets an untimed table."""
+    if len(frame) and not has_times(frame):
+        raise DataError(f"{what} needs event times, and these events have none (the source "
+                        "records context buckets, not times)", field="timestamp")
+
+
+def use_counts(frame: pd.DataFrame) -> np.ndarray:
+    """How many uses each row stands for (``uses``, null = 1)."""
+    return frame["uses"].fillna(1).to_numpy(dtype=np.float64)
+
+
+def parse_context(context: pd.Series) -> pd.DataFrame:
+    """``key=value;key=value`` strings -> one column per key (missing keys -> null)."""
+    pairs = context.fillna("").str.split(";")
+    rows = [dict(p.split("=", 1) for p in row if "=" in p) for row in pairs]
+    return pd.DataFrame(rows, index=context.index).replace({np.nan: None})
+
+
+
+def app_events(frame: pd.DataFrame) -> pd.DataFrame:
+    """The events that are app uses (rows with an app)."""
+    return frame[frame["app"].notna()]
 
 
 def save_events(frame: pd.DataFrame, path: str | Path) -> Path:
