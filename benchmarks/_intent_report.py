@@ -7,8 +7,9 @@ from _report import markdown_table
 
 from generative.intent.metrics import METRIC_NAMES
 
-NOTES = """How to read this section (findings of the validation runs, `--validation 100`: 100
-population devices play the held-out role, the held-out devices are never used to choose):
+NOTES = """How to read this section (findings of the validation runs on netfp, `--validation
+100`: 100 population devices play the held-out role, the held-out devices are never used to
+choose):
 - Query time. The Appendix E baselines know the current time t (the start of the target's
   hour slot); eq. 1-2 give the network only the past events. Without t the population models
   stayed near the label prior (cross-entropy about 2.0 against 2.095), predicted the majority
@@ -82,11 +83,28 @@ def query_time_text(args) -> str:
             "baselines) and each event's age relative to it (`IntentModelConfig.query_time`).")
 
 
-def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdicts) -> str:
+def setting_text(args, summary) -> str:
+    """Event and intent of the run's setting (Honor: apps; Mobile: places)."""
+    if getattr(args, "setting_used", "honor") == "mobile":
+        return (f"event = place ({summary['events']} places), intent = place category "
+                f"({summary['intents']}); {summary['behaviours']:,} behaviours (first visit of "
+                "a place per user-slot)")
+    return (f"event = app ({summary['events']} apps), intent = app category "
+            f"({summary['intents']}); {summary['behaviours']:,} behaviours (first use of an "
+            "app per device-hour)")
+
+
+def profiles_text(args) -> str:
+    if getattr(args, "profiles", None) is None:
+        return ""
+    return (f" Every model reads h_u of `{args.profiles}` (aligned by user id, "
+            f"`generative.conditioning`; users without a profile: {args.missing_profiles}).")
+
+
+def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings,
+           verdicts) -> str:
     setup = (
-        f"Real data: netfp, {summary['users']} devices, one day; event = app "
-        f"({summary['events']} apps), intent = app category ({summary['intents']}); "
-        f"{summary['behaviours']:,} behaviours (first use of an app per device-hour). "
+        f"Data: {label}, {summary['users']} devices; {setting_text(args, summary)}. "
         f"Population: {summary['population_samples']:,} windows of "
         f"{summary['population_users']} devices. Held out: {summary['held_out_users']} "
         f"devices with test windows; {summary['tune_samples']:,} tuning windows (earlier hours),"
@@ -103,7 +121,8 @@ def render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdi
         f"{args.unlearn_steps} unlearning steps (lambda 1, threshold 0.01) then "
         f"{args.finetune_steps} fine-tuning steps, Adam {args.individual_lr:g}"
         + (f"; b_2 initialised with the label shift (pseudo-count {args.prior_shift:g}, scale "
-           f"{args.prior_scale:g})." if args.prior_shift is not None else "."))
+           f"{args.prior_scale:g})." if args.prior_shift is not None else ".")
+        + profiles_text(args))
     if args.quick:
         setup = "**QUICK SMOKE RUN (tiny GPT-2 teacher): not the reported setting.** " + setup
     if args.validation > 0:

@@ -1,16 +1,19 @@
-"""PITuning on the real netfp data: student vs baselines, unlearning vs imbalance baselines,
-ablations, and the student's deployment figures. Writes the ``intent`` section of BENCHMARKS.md.
+"""PITuning on a registered dataset (default: the real netfp data): student vs baselines,
+unlearning vs imbalance baselines, ablations, and the student's deployment figures. Writes the
+``intent`` section of BENCHMARKS.md (another dataset: ``intent-<dataset>``).
 
-Protocol (real data, one day): hours ordered within the day; population = all devices but
-``--held-out`` randomly drawn ones; each held-out device tunes on its earlier hours and is
-tested on its later hours. Setting "Honor": event = app, intent = app category, no location.
+Protocol: each user's events ordered in time; population = all users but ``--held-out``
+randomly drawn ones (at most a fifth of them); each held-out user tunes on its earlier events
+and is tested on its later ones. Setting (``--setting auto``): "Honor" (event = app, intent =
+app category) when the data has apps, else "Mobile" (event = place, intent = place category).
+``--profiles`` conditions every model on h_u from a ProfileSet, aligned by user id
+(``generative.conditioning``); write it from history that excludes the test events.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,11 +22,21 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import (
+    INTENT_NEEDS,
+    add_dataset_args,
+    load_for_benchmark,
+    parse_args,
+    report,
+    require,
+)
+from _intent_deploy import deployment
 from _intent_report import ablation_budget, bar_verdicts, render
-from _report import write_section
 
+from generative.conditioning import MISSING_POLICIES, align_embeddings, load_profiles
 from generative.intent import (
     HONOR,
+    MOBILE,
     BackboneConfig,
     FirstOrderMarkov,
     IndividualConfig,
@@ -34,13 +47,10 @@ from generative.intent import (
     appendix_e_features,
     build_protocol,
     distill,
-    export_torchscript,
     fit_lightgbm,
     intent_metrics,
     lightgbm_per_user,
     load_backbone,
-    load_exported,
-    max_export_error,
     output_distribution,
     predict_logits,
     predict_with_adapters,
@@ -51,13 +61,21 @@ from generative.intent import (
 )
 from generative.intent.metrics import METRIC_NAMES
 
-NETFP = Path(__file__).resolve().parents[2] / "shared" / "data" / "netfp" / "data0117_dev.csv"
-
+SETTINGS = {"honor": (HONOR, INTENT_NEEDS["honor"]),
+            "mobile": (MOBILE, INTENT_NEEDS["mobile"])}
+QUICK = {"held_out": 10, "teacher_steps": 4, "distill_steps": 4, "unlearn_steps": 2,
+         "finetune_steps": 2, "input_length": 10, "batch_size": 16}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--held-out", type=int, default=200)
+    p.add_argument("--setting", choices=("auto", *SETTINGS), default="auto",
+                   help="honor: event = app; mobile: event = place; auto: honor if apps")
+    p.add_argument("--profiles", type=Path, default=None,
+                   help="ProfileSet parquet: condition the models on its h_u (by user id)")
+    p.add_argument("--missing-profiles", choices=MISSING_POLICIES, default="error",
+                   help="users without a profile: fail, or give them the mean h_u")
+    p.add_argument("--held-out", type=int, default=200, help="at most a fifth of the users")
     p.add_argument("--fold", type=int, default=0,
                    help="which disjoint block of --held-out devices is held out (0: reported)")
     p.add_argument("--teacher-layers", type=int, default=4, help="first N SmolLM2 blocks")
@@ -87,9 +105,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input-length", type=int, default=30)
     p.add_argument("--query-time", action="store_true",
                    help="models also read the time the prediction is for (IntentModelConfig)")
-    p.add_argument("--quick", action="store_true", help="tiny GPT-2 teacher, few steps")
-    p.add_argument("--no-write", action="store_true")
-    return p.parse_args(argv)
+    add_dataset_args(p, default="netfp")  # --quick: tiny GPT-2 teacher, few steps and users
+    return parse_args(p, argv, quick=QUICK)
 
 
 def log(msg: str) -> None:
@@ -110,6 +127,7 @@ class Run:
 
     def __init__(self, args, data, teacher_steps=None, distill_steps=None):
         self.args, self.data = args, data
+        self.h = user_embeddings(args, data)  # (U, D) in data.seqs order, or None
         teacher_steps = teacher_steps or args.teacher_steps
         distill_steps = distill_steps or args.distill_steps
         self.teacher_backbone = (
@@ -126,7 +144,11 @@ class Run:
                                          warmup_steps=min(args.warmup, distill_steps // 2),
                                          schedule=args.schedule)
         self.options = {"embed_dim": 64, "attention_dim": 32, "mlp_hidden": 256,
-                        "query_time": args.query_time}
+                        "query_time": args.query_time,
+                        "user_embedding_dim": 0 if self.h is None else self.h.shape[1]}
+
+    def logits(self, model, samples):
+        return predict_logits(model, samples, user_embeddings=self.h)
 
     def teacher(self, pretrained=True, iat=True, recon=True):
         backbone = load_backbone(replace(self.teacher_backbone, pretrained=pretrained))
@@ -134,21 +156,23 @@ class Run:
         log(f"teacher: {model.backbone_label}, {model.n_parameters() / 1e6:.2f}M parameters")
         start = time.perf_counter()
         train_population(model, self.data.population,
-                         replace(self.pop_train, recon_weight=1.0 if recon else 0.0), log=log)
+                         replace(self.pop_train, recon_weight=1.0 if recon else 0.0),
+                         user_embeddings=self.h, log=log)
         return model, time.perf_counter() - start
 
     def student(self, teacher, iat=True):
         model = IntentPredictor.from_vocab(self.data.vocab, load_backbone(self.student_backbone),
                                            iat=iat, **self.options)
         start = time.perf_counter()
-        distill(model, teacher, self.data.population, self.distill_train, log=log)
+        distill(model, teacher, self.data.population, self.distill_train,
+                user_embeddings=self.h, log=log)
         return model, time.perf_counter() - start
 
     def p_out(self, teacher):
         """P_out (eq. 8) of the population predictor on a fixed population subset."""
         pop = self.data.population
         index = torch.randperm(len(pop), generator=torch.Generator().manual_seed(1))[:4000]
-        return output_distribution(predict_logits(teacher, pop.subset(index)))
+        return output_distribution(self.logits(teacher, pop.subset(index)))
 
     def individual(self, student, p_out, strategy="unlearning"):
         start = time.perf_counter()
@@ -156,52 +180,45 @@ class Run:
         config = IndividualConfig(strategy=strategy, unlearn_steps=a.unlearn_steps,
                                   finetune_steps=a.finetune_steps, prior_shift=a.prior_shift,
                                   prior_scale=a.prior_scale, lr=a.individual_lr)
-        adapters = tune_users(student, self.data.tune, p_out, self.data.p_pop, config)
-        scores = predict_with_adapters(student, self.data.test, adapters)
+        adapters = tune_users(student, self.data.tune, p_out, self.data.p_pop, config, self.h)
+        scores = predict_with_adapters(student, self.data.test, adapters, self.h)
         return scores.numpy(), adapters, time.perf_counter() - start
 
 
-def latency(model, samples, threads=1):
-    torch.set_num_threads(threads)
-    one = samples.subset(torch.arange(1))
-    times = []
-    with torch.no_grad():
-        for i in range(220):
-            start = time.perf_counter()
-            model(**one.inputs())
-            if i >= 20:
-                times.append(time.perf_counter() - start)
-        batch = samples.subset(torch.arange(min(256, len(samples))))
-        runs = []
-        for _ in range(5):
-            start = time.perf_counter()
-            model(**batch.inputs())
-            runs.append(time.perf_counter() - start)
-    ms = np.array(times) * 1e3
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), len(batch) / float(
-        np.median(runs))
+def user_embeddings(args, data) -> torch.Tensor | None:
+    """h_u of ``--profiles`` in the protocol's user order (None without it)."""
+    if args.profiles is None:
+        return None
+    h = align_embeddings(load_profiles(args.profiles), data.seqs.user_ids,
+                         missing=args.missing_profiles, source=str(args.profiles))
+    return torch.from_numpy(h)
 
 
 def load_protocol(args):
-    """The netfp protocol of the run (the validation split with ``--validation``, no write)."""
+    """(protocol, loaded dataset) of the run (the validation split with ``--validation``)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    from uscope.data import read_netfp
-
-    events, _ = read_netfp(NETFP)
-    data = build_protocol(events, replace(HONOR, input_length=args.input_length),
-                          ProtocolConfig(n_individual=args.held_out, seed=0,
-                                                        fold=args.fold), source=str(NETFP))
+    loaded = load_for_benchmark(args, ("times",), "bench_intent", quick_users=80)
+    setting = args.setting if args.setting != "auto" else (
+        "honor" if "apps" in loaded.spec.fields else "mobile")
+    config, needs = SETTINGS[setting]
+    require(loaded, needs, f"bench_intent ({setting} setting)")
+    n_users = loaded.events["user_id"].nunique()
+    held_out = min(args.held_out, max(1, n_users // 5))
+    data = build_protocol(loaded.events, replace(config, input_length=args.input_length),
+                          ProtocolConfig(n_individual=held_out, seed=0, fold=args.fold),
+                          source=loaded.label)
     if args.validation > 0:  # choose settings here: the held-out devices are not touched
         data = validation_protocol(data, n_valid=args.validation, seed=1)
         args.no_write = True
-    log(f"protocol: {data.summary()}")
-    return data
+    log(f"protocol ({loaded.label}, {setting}): {data.summary()}")
+    args.setting_used = setting
+    return data, loaded
 
 
 def main() -> None:
     args = parse()
-    data = load_protocol(args)
+    data, loaded = load_protocol(args)
     summary = data.summary()
     run = Run(args, data)
     y = data.test.target.numpy()
@@ -210,11 +227,11 @@ def main() -> None:
     teacher, timings["population tuning (teacher)"] = run.teacher()
     student, timings["distillation (student)"] = run.student(teacher)
     p_out = run.p_out(teacher)
-    teacher_test = predict_logits(teacher, data.test).numpy()
+    teacher_test = run.logits(teacher, data.test).numpy()
     rows.append({"model": f"teacher, population only ({teacher.backbone_label})",
                  **fmt(intent_metrics(y, teacher_test))})
     rows.append({"model": "student, population only (distilled, before individual tuning)",
-                 **fmt(intent_metrics(y, predict_logits(student, data.test).numpy()))})
+                 **fmt(intent_metrics(y, run.logits(student, data.test).numpy()))})
     strategy_scores = {}
     for strategy in ("unlearning", "none", "focal", "oversample"):
         scores, adapters, seconds = run.individual(student, p_out, strategy)
@@ -226,7 +243,7 @@ def main() -> None:
                  **fmt(intent_metrics(y, strategy_scores["unlearning"]))})
 
     baselines, timings["LightGBM (features + per-device + pooled)"] = baseline_rows(
-        data, teacher, teacher_test)
+        run, teacher, teacher_test)
     rows += baselines
 
     # Fig. 8: recall on the three rarest intents (population shares)
@@ -244,42 +261,11 @@ def main() -> None:
     # ablations: each retrains the population teacher, distils and tunes with unlearning
     ablation_rows = ablations(args, data, run, y, strategy_scores, timings)
 
-    # deployment figures of the student
-    p50, p95, throughput = latency(student, data.test)
-    user0 = int(data.test.user[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_torchscript(student, Path(tmp) / "student.pt", data.test.subset(
-            torch.arange(2)), full_adapters.get(user0))
-        exported = load_exported(path)
-        error = max_export_error(student, exported, data.test.subset(data.test.user == user0),
-                                 full_adapters.get(user0))
-        error_batch = max_export_error(student, exported, data.test.subset(torch.arange(256)),
-                                       full_adapters.get(user0))
-        size_mb = path.stat().st_size / 1e6
-        e50, e95, ethroughput = latency(lambda **kw: exported(*kw.values()), data.test)
-    adapter_params = next(iter(full_adapters.values())).n_parameters()
-    deploy = [
-        {"quantity": "student parameters", "value": f"{student.n_parameters() / 1e6:.2f}M "
-         f"(paper: 10.86M); backbone {student.backbone_label}"},
-        {"quantity": "per-device state (adapter)", "value": f"{adapter_params:,} parameters "
-         f"({adapter_params * 4 / 1024:.1f} KiB, {adapter_params / student.n_parameters():.2%}"
-         " of the student)"},
-        {"quantity": "teacher parameters", "value": f"{teacher.n_parameters() / 1e6:.2f}M"},
-        {"quantity": "single prediction latency, PyTorch, 1 thread",
-         "value": f"p50 {p50:.2f} ms, p95 {p95:.2f} ms (paper: 2.85 ms)"},
-        {"quantity": "single prediction latency, TorchScript, 1 thread",
-         "value": f"p50 {e50:.2f} ms, p95 {e95:.2f} ms"},
-        {"quantity": "batch throughput (256 windows), 1 thread",
-         "value": f"PyTorch {throughput:,.0f}/s, TorchScript {ethroughput:,.0f}/s"},
-        {"quantity": "TorchScript export vs PyTorch, max abs logit difference",
-         "value": f"{error:.2e} (one device's test windows), {error_batch:.2e} (256 windows)"
-                  f"; file {size_mb:.1f} MB"},
-    ]
+    deploy = deployment(run, student, teacher, full_adapters)
     verdicts = bar_verdicts(rows, rare_rows)
-    body = render(args, summary, rows, rare_rows, ablation_rows, deploy, timings, verdicts)
-    print(body)
-    if not args.no_write:
-        write_section("intent", "PITuning intent head (real netfp data)", body)
+    body = render(args, loaded.label, summary, rows, rare_rows, ablation_rows, deploy, timings,
+                  verdicts)
+    report(args, loaded, "intent", "PITuning intent head", body)
 
 
 BASELINES = ("most frequent intent per device",
@@ -288,16 +274,17 @@ BASELINES = ("most frequent intent per device",
              "LightGBM pooled over held-out devices' tuning hours")
 
 
-def baseline_scores(data, teacher, teacher_test: np.ndarray) -> tuple[dict, float]:
+def baseline_scores(run, teacher, teacher_test: np.ndarray) -> tuple[dict, float]:
     """Test-window scores of each of ``BASELINES`` (LightGBM's Appendix E features include the
     population teacher's probabilities), and the seconds LightGBM took."""
+    data = run.data
     n_i = data.vocab.n_intents
     most = MostFrequent(n_i).fit(data.tune, data.population)
     markov = FirstOrderMarkov(n_i).fit(data.tune, data.population)
     slot = data.data_config.slot_minutes
     start = time.perf_counter()
     tune_x, _ = appendix_e_features(data.tune, data.seqs, n_i, slot, torch.softmax(
-        predict_logits(teacher, data.tune), -1).numpy())
+        run.logits(teacher, data.tune), -1).numpy())
     test_x, _ = appendix_e_features(data.test, data.seqs, n_i, slot,
                                     torch.softmax(torch.from_numpy(teacher_test), -1).numpy())
     per_user = lightgbm_per_user(tune_x, data.tune, test_x, data.test, n_i)
@@ -307,10 +294,10 @@ def baseline_scores(data, teacher, teacher_test: np.ndarray) -> tuple[dict, floa
     return dict(zip(BASELINES, (np.asarray(s) for s in scores))), time.perf_counter() - start
 
 
-def baseline_rows(data, teacher, teacher_test: np.ndarray) -> tuple[list[dict], float]:
+def baseline_rows(run, teacher, teacher_test: np.ndarray) -> tuple[list[dict], float]:
     """One metrics row per baseline, and the seconds LightGBM took."""
-    y = data.test.target.numpy()
-    scores, seconds = baseline_scores(data, teacher, teacher_test)
+    y = run.data.test.target.numpy()
+    scores, seconds = baseline_scores(run, teacher, teacher_test)
     return [{"model": name, **fmt(intent_metrics(y, s))} for name, s in scores.items()], seconds
 
 

@@ -1,7 +1,7 @@
 """PITuning's device stage side by side: one population teacher and student, several ways of
 tuning each held-out device's adapter, scored on the same test windows with the baselines.
-Writes the ``intent-device`` section of BENCHMARKS.md (``--validation N``: the validation split,
-nothing written; that is where settings are chosen).
+Writes the ``intent-device`` section of BENCHMARKS.md (another dataset: ``intent-device-<name>``;
+``--validation N``: the validation split, nothing written; that is where settings are chosen).
 
 Variants (``generative.intent.IndividualConfig``): the paper's adaptive unlearning (eq. 8-11)
 then fine-tuning; plain fine-tuning; the label-shift start of b_2 (Saerens et al. 2002,
@@ -17,8 +17,9 @@ import argparse
 import time
 
 import numpy as np
+from _data import quick_banner, report
 from _intent_report import query_time_text
-from _report import markdown_table, write_section
+from _report import markdown_table
 from bench_intent import (
     Run,
     baseline_rows,
@@ -29,7 +30,7 @@ from bench_intent import (
     rarest_intents,
 )
 
-from generative.intent import intent_metrics, predict_logits, recall_per_intent
+from generative.intent import intent_metrics, recall_per_intent
 from generative.intent.metrics import METRIC_NAMES
 
 NOTES = """Validation (`--validation 100`: 100 population devices play the held-out role, the
@@ -66,7 +67,7 @@ def main() -> None:
     own, rest = extra.parse_known_args()
     args = parse(rest)
     started = time.perf_counter()
-    data = load_protocol(args)
+    data, loaded = load_protocol(args)
     run = Run(args, data)
     y = data.test.target.numpy()
     teacher, _ = run.teacher()
@@ -82,16 +83,16 @@ def main() -> None:
                      "mean rare recall": f"{np.mean(list(recalls.values())):.3f}",
                      "seconds": f"{seconds:.0f}"})
         log(f"{label}: {rows[-1]}")
-    teacher_test = predict_logits(teacher, data.test).numpy()
-    baselines, _ = baseline_rows(data, teacher, teacher_test)
+    teacher_test = run.logits(teacher, data.test).numpy()
+    baselines, _ = baseline_rows(run, teacher, teacher_test)
     for row in baselines:
         rows.append({"device stage": f"baseline: {row.pop('model')}", **row,
                      "mean rare recall": "", "seconds": ""})
     summary = data.summary()
     setup = (
         ("**VALIDATION SPLIT (no write).** " if args.validation else "")
-        + ("**QUICK SMOKE RUN: not the reported setting.** " if args.quick else "")
-        + f"Real netfp data, the protocol of the `intent` section: {summary['held_out_users']} "
+        + quick_banner(args)
+        + f"{loaded.label}, the protocol of the `intent` section: {summary['held_out_users']} "
         f"held-out devices, {summary['tune_samples']:,} tuning and {summary['test_samples']:,} "
         f"test windows. One population teacher ({teacher.backbone_label}, "
         f"{args.teacher_steps} steps of batch {args.batch_size}) and one distilled student "
@@ -109,10 +110,8 @@ def main() -> None:
         f"{(time.perf_counter() - started) / 60:.1f} min.")
     table = markdown_table(rows, ["device stage", *METRIC_NAMES, "mean rare recall", "seconds"])
     body = f"{setup}\n\n{table}\n\n{closing}\n\n{NOTES}"
-    print(body)
-    if not args.no_write:
-        write_section("intent-device", "PITuning device stage: label shift vs the paper's "
-                      "tuning (real netfp data)", body)
+    report(args, loaded, "intent-device", "PITuning device stage: label shift vs the paper's "
+           "tuning", body)
 
 
 if __name__ == "__main__":

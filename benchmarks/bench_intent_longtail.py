@@ -1,5 +1,6 @@
 """PITuning's long-tail study (the paper's Fig. 8) across disjoint held-out folds of devices.
-Writes the ``intent-longtail`` section of BENCHMARKS.md.
+Writes the ``intent-longtail`` section of BENCHMARKS.md (another dataset:
+``intent-longtail-<name>``).
 
 One held-out draw leaves the three rarest intents a handful of test windows each. Here each of
 ``--folds`` disjoint blocks of ``--held-out`` devices is held out in turn (device-level
@@ -18,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _data import quick_banner, report
 from _intent_report import query_time_text
-from _report import markdown_table, write_section
+from _report import markdown_table
 from bench_intent import (
     BASELINES,
     Run,
@@ -34,31 +37,31 @@ from bench_intent import (
     parse,
 )
 
-from generative.intent import intent_metrics, predict_logits, recall_per_intent
+from generative.intent import intent_metrics, recall_per_intent
 
 STRATEGIES = ("unlearning", "none", "focal", "oversample")
 # the options that change a fold's scores; a cache written under other values is not reused
 SETTINGS = ("held_out", "teacher_layers", "teacher_steps", "distill_steps", "batch_size", "lr",
             "backbone_lr", "distill_lr", "warmup", "schedule", "unlearn_steps",
             "finetune_steps", "individual_lr", "prior_shift", "prior_scale", "input_length",
-            "query_time", "quick")
+            "query_time", "quick", "dataset", "events", "max_users", "setting", "profiles")
 
 
 def run_fold(args, fold: int, cache_dir: Path) -> Path:
     """Train, tune and score fold ``fold`` unless its cache already holds these settings."""
     path = cache_dir / f"fold{fold}.npz"
-    settings = json.dumps({k: getattr(args, k) for k in SETTINGS}, sort_keys=True)
+    settings = json.dumps({k: getattr(args, k) for k in SETTINGS}, sort_keys=True, default=str)
     if path.exists() and str(np.load(path)["settings"]) == settings:
         log(f"fold {fold}: cached in {path}")
         return path
     started = time.perf_counter()
-    data = load_protocol(argparse.Namespace(**{**vars(args), "fold": fold}))
+    data, _ = load_protocol(argparse.Namespace(**{**vars(args), "fold": fold}))
     run = Run(args, data)
     teacher, _ = run.teacher()
     student, _ = run.student(teacher)
     p_out = run.p_out(teacher)
     scores = {f"strategy/{s}": run.individual(student, p_out, s)[0] for s in STRATEGIES}
-    baselines, _ = baseline_scores(data, teacher, predict_logits(teacher, data.test).numpy())
+    baselines, _ = baseline_scores(run, teacher, run.logits(teacher, data.test).numpy())
     scores.update({f"baseline/{name}": s for name, s in baselines.items()})
     targets = np.concatenate([part.target.numpy() for part in (data.population, data.tune,
                                                                 data.test)])
@@ -123,14 +126,15 @@ def tail_rows(y, device, predictions: dict, counts, sizes=(5, 8)) -> list[dict]:
     return rows
 
 
-def seen_in_tuning(args, fold: int, cached) -> np.ndarray:
-    """Per test window of ``fold``: did its device use the target intent in its tuning hours?"""
-    data = load_protocol(argparse.Namespace(**{**vars(args), "fold": fold}))
+def seen_in_tuning(args, fold: int, cached):
+    """Per test window of ``fold``: did its device use the target intent in its tuning hours?
+    (and the loaded dataset)"""
+    data, loaded = load_protocol(argparse.Namespace(**{**vars(args), "fold": fold}))
     if not np.array_equal(data.test.target.numpy(), cached["y"]):
         raise RuntimeError(f"fold {fold}: the cached test windows are not this protocol's")
     pairs = set(zip(data.tune.user.tolist(), data.tune.target.tolist()))
     return np.array([(u, c) in pairs for u, c in zip(data.test.user.tolist(),
-                                                      data.test.target.tolist())])
+                                                      data.test.target.tolist())]), loaded
 
 
 def seen_rows(y, seen, predictions: dict, counts, sizes=(3, 8)) -> list[dict]:
@@ -150,10 +154,14 @@ def seen_rows(y, seen, predictions: dict, counts, sizes=(3, 8)) -> list[dict]:
 
 def main() -> None:
     extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--folds", type=int, nargs="+", default=list(range(6)))
-    extra.add_argument("--cache-dir", type=Path, default=Path("runs/intent_longtail"))
+    extra.add_argument("--folds", type=int, nargs="+", default=None, help="default 0-5")
+    extra.add_argument("--cache-dir", type=Path, default=None,
+                       help="default runs/intent_longtail (--quick: a temporary folder)")
     own, rest = extra.parse_known_args()
     args = parse(rest)
+    own.folds = own.folds or ([0] if args.quick else list(range(6)))
+    own.cache_dir = own.cache_dir or (Path(tempfile.mkdtemp(prefix="intent_longtail_"))
+                                      if args.quick else Path("runs/intent_longtail"))
     folds = [np.load(run_fold(args, k, own.cache_dir)) for k in own.folds]
     y = np.concatenate([f["y"] for f in folds])
     device = np.concatenate([k * 10_000 + f["device"] for k, f in zip(own.folds, folds)])
@@ -211,14 +219,13 @@ def main() -> None:
                             f"{ours[metric]:.4f} vs {theirs[metric]:.4f}: "
                             f"**{'met' if won else 'not met'}**")
     tails = tail_rows(y, device, predictions, counts)
-    seen = np.concatenate([seen_in_tuning(args, k, f) for k, f in zip(own.folds, folds)])
-    tails_seen = seen_rows(y, seen, predictions, counts)
-    body = render(args, own, folds, y, intents, rare, counts, verdicts, rare_rows,
+    seen = [seen_in_tuning(args, k, f) for k, f in zip(own.folds, folds)]
+    loaded = seen[-1][1]
+    tails_seen = seen_rows(y, np.concatenate([part for part, _ in seen]), predictions, counts)
+    body = render(args, loaded.label, own, folds, y, intents, rare, counts, verdicts, rare_rows,
                   (tails, tails_seen), overall, fold_rows)
-    print(body)
-    if not args.no_write:
-        write_section("intent-longtail", "PITuning long-tail intents across device folds "
-                      "(real netfp data, Fig. 8)", body)
+    report(args, loaded, "intent-longtail", "PITuning long-tail intents across device folds "
+           "(Fig. 8)", body)
 
 
 def unseen_text(rows) -> str:
@@ -235,13 +242,14 @@ def unseen_text(rows) -> str:
     return " ".join(parts)
 
 
-def render(args, own, folds, y, intents, rare, counts, verdicts, rare_rows, tails, overall,
+def render(args, label, own, folds, y, intents, rare, counts, verdicts, rare_rows, tails, overall,
            fold_rows) -> str:
     share = ", ".join(f"{intents[c]} {counts[c] / counts.sum():.2%}" for c in rare)
     setup = (
-        ("**QUICK SMOKE RUN: not the reported setting.** " if args.quick else "")
-        + f"Real netfp data, the protocol and settings of the `intent` section, repeated on "
-        f"{len(folds)} disjoint folds of {args.held_out} held-out devices (fold 0 is the "
+        quick_banner(args)
+        + f"{label}, the protocol and settings of the `intent` section, repeated on "
+        f"{len(folds)} disjoint folds of {int(folds[0]['held_out_users'])} held-out devices "
+        "(fold 0 is the "
         f"`intent` section's split); each fold's population is every other device, and its "
         f"teacher ({args.teacher_steps} steps) and student ({args.distill_steps} distillation "
         f"steps) are trained on it alone. {query_time_text(args)} Device tuning: "

@@ -1,6 +1,7 @@
 """Constrained app-location synthesis (seed paper 000, Sec. 5.2, eq. 25-26, RQ3 / Fig. 5) on a
-SIMULATED population (the real netfp data has no locations). Writes the ``synth`` section of
-BENCHMARKS.md and Fig. 5a/5b to benchmarks/figures/.
+registered dataset with apps AND places (default: a SIMULATED population; the real netfp data
+has no locations). Writes the ``synth`` section of BENCHMARKS.md (another dataset:
+``synth-<name>``) and Fig. 5a/5b to benchmarks/figures/ (not with --quick).
 
 1. The sequence LM: recipes/synth_lm.py (TRL SFT + LoRA) fine-tunes SmolLM2-135M for a few
    minutes on the real sequences of the population users (held-out users never seen).
@@ -20,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,11 +30,12 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import markdown_table, write_section
+from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
+from _report import markdown_table
 from synth_downstream import held_out_users, sparse_histories, sparse_tune, variants
 
 from generative.intent import IntentDataConfig, ProtocolConfig, build_protocol
-from uscope.data import save_events, simulate
+from uscope.data import save_events
 from uscope.profile import profile_users
 from uscope.synth import (
     ExplorationPolicy,
@@ -54,10 +57,15 @@ PAPER = {"source": "paper (real data, Llama-3.1-8B; reference only)", "MAE": 0.0
          "RMSE": 0.0543, "R2": 0.9063, "pearson_r": 0.952, "p_value": "< 0.001"}
 
 
-def parse() -> argparse.Namespace:
+QUICK = {"users": 10, "days": 2, "held_out": 2, "per_user": 1, "length": 3, "sparse": 3,
+         "train_steps": 1, "train_batch": 1, "events_per_example": 4, "throughput_users": 1,
+         "throughput_length": 2, "skip_base": True}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--users", type=int, default=40, help="simulated users")
-    p.add_argument("--days", type=int, default=5)
+    p.add_argument("--users", type=int, default=40, help="users (simulated: how many)")
+    p.add_argument("--days", type=int, default=5, help="days of the simulated population")
     p.add_argument("--held-out", type=int, default=8)
     p.add_argument("--per-user", type=int, default=2, help="K sequences per user")
     p.add_argument("--length", type=int, default=12, help="T' events per sequence")
@@ -71,8 +79,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--skip-base", action="store_true", help="no untuned-base comparison")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workdir", type=Path, default=REPO / "runs" / "bench_synth")
-    return p.parse_args()
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="default runs/bench_synth (--quick: a temporary folder)")
+    add_dataset_args(p, default="simulated")
+    args = parse_args(p, argv, quick=QUICK)
+    args.workdir = args.workdir or (Path(tempfile.mkdtemp(prefix="bench_synth_")) if args.quick
+                                    else REPO / "runs" / "bench_synth")
+    return args
 
 
 class UniformAllowedDecoder:
@@ -180,17 +193,19 @@ def fmt(rows: list[dict]) -> list[dict]:
     return [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
-def main() -> None:
-    args = parse()
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     torch.set_num_threads(args.threads)
     args.workdir.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
-    population = simulate(n_users=args.users, days=args.days, seed=args.seed,
-                          out_dir=args.workdir / "sim")
-    events = population.events
+    loaded = load_for_benchmark(
+        args, NEEDS["bench_synth"][0], "bench_synth", quick_users=args.users,
+        options={"simulated": {"n_users": args.users, "days": args.days, "seed": args.seed}})
+    events = loaded.events
+    args.users = events["user_id"].nunique()
     data = build_protocol(events, IntentDataConfig(input_length=10),
                           ProtocolConfig(n_individual=args.held_out, seed=args.seed),
-                          source="simulated events")
+                          source=loaded.label)
     held = held_out_users(data)
     train_events = events[~events["user_id"].isin(held)]
     train_profiles = profile_users(train_events, backend="heuristic")
@@ -220,11 +235,11 @@ def main() -> None:
         generated[name], reports[name] = result.events, result.report
         print(f"fidelity generation {name}: {seconds[name]:.0f}s", flush=True)
     fid_rows, results = fidelity_rows(held_events, generated, seconds, args.seed)
-    title = "SIMULATED population, held-out users, tuned SmolLM2-135M + outlines"
-    plot_difference_heatmap(results["tuned SmolLM2 + outlines"],
-                            FIGURES / "synth_fig5a_difference_simulated.png", title)
-    plot_scatter(results["tuned SmolLM2 + outlines"],
-                 FIGURES / "synth_fig5b_scatter_simulated.png", title)
+    figures = figure_paths(loaded)
+    if not args.quick:
+        title = f"{loaded.label}, held-out users, tuned SmolLM2-135M + outlines"
+        plot_difference_heatmap(results["tuned SmolLM2 + outlines"], figures[0], title)
+        plot_scatter(results["tuned SmolLM2 + outlines"], figures[1], title)
     tuned_report = reports["tuned SmolLM2 + outlines"]
 
     # 3. intent prediction for sparse users, with and without synthetic tuning data
@@ -243,9 +258,16 @@ def main() -> None:
     speed_rows = throughput(events, held_profiles, tuned_model, tokenizer,
                             held[: args.throughput_users], args)
     total_minutes = (time.perf_counter() - clock) / 60
-    write_section("synth", "Synthesis: constrained app-location generation (SIMULATED)",
-                  body(args, training, fid_rows, tuned_report, down_rows, speed_rows,
-                       len(sparse_events), total_minutes))
+    report(args, loaded, "synth", "Synthesis: constrained app-location generation",
+           body(args, loaded, figures, training, fid_rows, tuned_report, down_rows, speed_rows,
+                len(sparse_events), total_minutes))
+
+
+def figure_paths(loaded) -> tuple[Path, Path]:
+    """Fig. 5a / 5b of this dataset (the simulated ones keep their names)."""
+    key = loaded.spec.name.replace(":", "_")
+    return (FIGURES / f"synth_fig5a_difference_{key}.png",
+            FIGURES / f"synth_fig5b_scatter_{key}.png")
 
 
 def training_text(training: dict) -> str:
@@ -283,8 +305,16 @@ def augmentation_summary(rows: list[dict]) -> str:
     return "Change in Prec_w from adding the tuned LM's synthetic data: " + ", ".join(deltas) + "."
 
 
-def body(args, training, fid_rows, tuned_report, down_rows, speed_rows, n_sparse_events,
-         total_minutes) -> str:
+def data_text(args, loaded) -> str:
+    if not loaded.spec.real:
+        return (f"All data here is **SIMULATED**: {loaded.label} (`uscope.data.simulate`, "
+                f"{args.users} users x {args.days} days, seed {args.seed}); the real netfp data "
+                "has no locations.")
+    return f"Data: {loaded.label}, {args.users} users (apps and places of the same people)."
+
+
+def body(args, loaded, figures, training, fid_rows, tuned_report, down_rows, speed_rows,
+         n_sparse_events, total_minutes) -> str:
     trained = training_text(training)
     columns = ["source", "events", "seconds", "MAE", "RMSE", "R2", "pearson_r", "p_value",
                "cramers_v_real", "cramers_v_generated", "rows_missing"]
@@ -292,9 +322,9 @@ def body(args, training, fid_rows, tuned_report, down_rows, speed_rows, n_sparse
     metrics = ["Prec_w", "Prec_m", "Rec_m", "NDCG@3"]
     down = markdown_table(fmt(down_rows), ["variant", "baseline", "tuning samples"] + metrics)
     exploratory = int(tuned_report["exploratory"].sum())
-    return f"""
-All data here is **SIMULATED** (`uscope.data.simulate`, {args.users} users x {args.days} days,
-seed {args.seed}): the real netfp data has no locations. {args.held_out} users are held out
+    shown = [str(f.relative_to(REPO)) for f in figures]
+    return quick_banner(args) + f"""
+{data_text(args, loaded)} {args.held_out} users are held out
 (the intent protocol's individual users): the sequence LM never sees them.
 
 **Sequence LM** (`recipes/synth_lm.py`, TRL SFT + LoRA r=16 on SmolLM2-135M-Instruct, heuristic
@@ -311,8 +341,7 @@ would score with this many events (sampling noise alone).
 
 {fidelity_summary(fid_rows)}
 
-Figures: `benchmarks/figures/synth_fig5a_difference_simulated.png` (generated - original,
-|diff| > 0.05 circled), `benchmarks/figures/synth_fig5b_scatter_simulated.png`.
+Figures: `{shown[0]}` (generated - original, |diff| > 0.05 circled), `{shown[1]}`.
 
 **Augmentation for a downstream task**: next-intent prediction (PITuning protocol, Honor
 setting, input length 10) for the {args.held_out} held-out users made sparse: only their first

@@ -1,7 +1,8 @@
 """Fine-tuning recipes (seed paper 000, Sec. 5.3 eq. 27 and Sec. 7.5) measured on this CPU.
 
-SmolLM2-135M-Instruct, a SIMULATED population (it has locations), users split by a stable hash
-into training and held-out users. The recipes run as a user runs them (subprocesses):
+SmolLM2-135M-Instruct on a registered dataset with apps and place categories (default: a
+SIMULATED population; it has locations), users split by a stable hash into training and
+held-out users. The recipes run as a user runs them (subprocesses):
 generate_cot.py (teacher: SmolLM2 itself, prefilled format, ``--mode star``), sft.py,
 build_preferences.py, dpo.py from the SFT adapter. Then, on the HELD-OUT users only:
 
@@ -12,7 +13,8 @@ build_preferences.py, dpo.py from the SFT adapter. Then, on the HELD-OUT users o
 - the consistency c(y | H_u) of profiles each model writes (what DPO optimises), and eq. 27 on
   held-out preference triplets (loss, implicit-reward accuracy against the SFT reference).
 
-Run: python benchmarks/bench_tuning.py [--users 80] [--cot-users 16] [--max-candidates 10]
+Run: python benchmarks/bench_tuning.py [--dataset simulated] [--users 80] [--cot-users 16]
+Writes the ``tuning`` section of BENCHMARKS.md (another dataset: ``tuning-<name>``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import markdown_table, write_section
+from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
+from _report import markdown_table
 
-from uscope.data import cutoff_time, save_events, simulate
+from uscope.data import cutoff_time, save_events
 from uscope.profile import GenerationConfig, profile_users
 from uscope.profile.features import FeatureConfig
 from uscope.profile.pipeline import build_requests
@@ -46,6 +50,9 @@ REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 KINDS = ("app", "location", "intent")
 PAPER = {"app": "98%", "location": "78%", "intent": "92%"}
+QUICK = {"users": 12, "days": 2, "cot_users": 3, "max_candidates": 3, "sft_epochs": 1,
+         "dpo_steps": 1, "max_new_tokens": 24, "profile_tokens": 8, "sft_batch": 1,
+         "dpo_batch": 1, "max_length": 512}
 
 
 def run(stage: str, command: list, timings: dict, threads: int) -> None:
@@ -64,16 +71,20 @@ def run(stage: str, command: list, timings: dict, threads: int) -> None:
 
 def recipes(args, work: Path, events_path: Path) -> dict:
     timings: dict[str, float] = {}
+    # a quick run trains one example at a time on shortened sequences
+    short = ["--max_length", str(args.max_length)] if args.max_length else []
     split = ["--events", events_path, "--cutoff", str(args.cutoff), "--heldout-fraction",
              str(args.heldout), "--split-seed", "0"]
     run("generate_cot", [sys.executable, "recipes/generate_cot.py", *split, "--out",
                          work / "cot", "--mode", "star", "--max-candidates",
-                         str(args.max_candidates), "--max-new-tokens", "32",
-                         "--max-users", str(args.cot_users), "--threads", str(args.threads)],
+                         str(args.max_candidates), "--max-new-tokens", str(args.max_new_tokens),
+                         "--max-users", str(args.cot_users), "--threads", str(args.threads),
+                         "--tasks", *args.kinds],
         timings, args.threads)
     run("sft", [ACCELERATE, "launch", "--cpu", "recipes/sft.py", "--config",
                 "recipes/smollm2-135m/sft/config_lora.yaml", "--dataset_name", work / "cot",
                 "--output_dir", work / "sft", "--num_train_epochs", str(args.sft_epochs),
+                "--per_device_train_batch_size", str(args.sft_batch), *short,
                 "--save_strategy", "no"], timings, args.threads)
     run("build_preferences", [sys.executable, "recipes/build_preferences.py", *split, "--out",
                               work / "prefs", "--chosen-backend", "heuristic", "--rejected",
@@ -81,8 +92,9 @@ def recipes(args, work: Path, events_path: Path) -> dict:
     run("dpo", [ACCELERATE, "launch", "--cpu", "recipes/dpo.py", "--config",
                 "recipes/smollm2-135m/dpo/config_lora.yaml", "--dataset_name", work / "prefs",
                 "--sft_adapter", work / "sft", "--output_dir", work / "sft-dpo",
-                "--max_steps", str(args.dpo_steps), "--per_device_train_batch_size", "2",
-                "--gradient_accumulation_steps", "1", "--save_strategy", "no"],
+                "--max_steps", str(args.dpo_steps), "--per_device_train_batch_size",
+                str(args.dpo_batch), "--gradient_accumulation_steps", "1", *short,
+                "--save_strategy", "no"],
         timings, args.threads)
     return timings
 
@@ -98,7 +110,7 @@ def chance_row(events: pd.DataFrame, held_out: list[str], profiles, args) -> tup
     history = events[events["timestamp"] < cut].reset_index(drop=True)
     popular = Recommender(profiles, history, "popular")
     row, sizes = {"model": "chance (uniform over the candidates)"}, {}
-    for kind in KINDS:
+    for kind in args.kinds:
         _, targets = novelty_split(events, kind, cut)
         accuracy, recall, n_targets, n_candidates = [], [], [], []
         for user in sorted(set(held_out) & set(targets)):
@@ -122,7 +134,7 @@ def recommendation_table(events: pd.DataFrame, held_out: list[str], profiles, va
     start = time.perf_counter()
     rows = {name: {"model": name} for name in ["popular", *variants]}
     users = {}
-    for kind in KINDS:
+    for kind in args.kinds:
         for name, adapter in variants.items():
             config = EvalConfig(kind=kind, strategies=("popular", "llm"), seeds=(0,),
                                 cutoff=args.cutoff, users=held_out, strategy_options={
@@ -142,7 +154,8 @@ def recommendation_table(events: pd.DataFrame, held_out: list[str], profiles, va
     return list(rows.values()), users, (time.perf_counter() - start) / 60
 
 
-def profile_table(events: pd.DataFrame, held_out: list[str], variants: dict, cut) -> list[dict]:
+def profile_table(events: pd.DataFrame, held_out: list[str], variants: dict, cut,
+                  tokens: int = 64) -> list[dict]:
     from uscope.profile.backends.hf import TransformersBackend
 
     history = events[(events["timestamp"] < cut) & events["user_id"].isin(held_out)]
@@ -156,7 +169,7 @@ def profile_table(events: pd.DataFrame, held_out: list[str], variants: dict, cut
     rows = []
     for name, adapter in variants.items():
         writer = TransformersBackend(adapter=adapter,
-                                     generation=GenerationConfig(max_new_tokens=64))
+                                     generation=GenerationConfig(max_new_tokens=tokens))
         written = profile_users(history, backend=writer, users=users)
         texts = dict(zip(written.frame["user_id"], written.frame["profile"]))
         scores = [consistency_score(texts.get(r.user_id), r.features, names) for r in requests]
@@ -191,10 +204,10 @@ def dpo_check(events: pd.DataFrame, held_out: list[str], work: Path, cut, beta: 
             "mean_margin": dpo.mean_margin}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=80, help="simulated users")
-    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--users", type=int, default=80, help="users (simulated: how many)")
+    parser.add_argument("--days", type=int, default=7, help="days of the simulated population")
     parser.add_argument("--cutoff", type=float, default=0.3)
     parser.add_argument("--heldout", type=float, default=0.3)
     parser.add_argument("--max-candidates", type=int, default=10)
@@ -202,18 +215,33 @@ def main() -> None:
                         help="training users asked about (CPU budget); DPO uses all of them")
     parser.add_argument("--sft-epochs", type=int, default=2)
     parser.add_argument("--dpo-steps", type=int, default=8)
+    parser.add_argument("--sft-batch", type=int, default=4)
+    parser.add_argument("--dpo-batch", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="max_length of SFT and DPO (default: the recipe configs')")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="tasks of the CoT data and the evaluation")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="teacher replies")
+    parser.add_argument("--profile-tokens", type=int, default=64, help="profiles written")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "bench_tuning")
-    parser.add_argument("--dry", action="store_true", help="print, do not write BENCHMARKS.md")
-    args = parser.parse_args()
+    parser.add_argument("--work", type=Path, default=None,
+                        help="default runs/bench_tuning (--quick: a temporary folder)")
+    add_dataset_args(parser, default="simulated")
+    parser.add_argument("--dry", dest="no_write", action="store_true", help="= --no-write")
+    args = parse_args(parser, argv, quick=QUICK)
     import torch
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    args.work = args.work or (Path(tempfile.mkdtemp(prefix="bench_tuning_")) if args.quick
+                              else REPO / "runs" / "bench_tuning")
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    population = simulate(n_users=args.users, days=args.days, seed=0)
-    events = population.events
+    data = load_for_benchmark(
+        args, NEEDS["bench_tuning"][0], "bench_tuning", quick_users=args.users,
+        options={"simulated": {"n_users": args.users, "days": args.days, "seed": 0}})
+    events = data.events
+    args.users = events["user_id"].nunique()
     save_events(events, args.work / "events.parquet")
     train, held_out = split_users(sorted(events["user_id"].unique()), args.heldout, seed=0)
     timings = recipes(args, args.work, args.work / "events.parquet")
@@ -228,7 +256,7 @@ def main() -> None:
     chance, sizes = chance_row(events, held_out, profiles, args)
     rec_rows.insert(0, chance)
     start = time.perf_counter()
-    prof_rows = profile_table(events, held_out, variants, cut)
+    prof_rows = profile_table(events, held_out, variants, cut, args.profile_tokens)
     prof_minutes = (time.perf_counter() - start) / 60
     dpo_stats = dpo_check(events, held_out, args.work, cut, beta=0.1)
 
@@ -238,10 +266,12 @@ def main() -> None:
     n_sft = len(read_jsonl(args.work / "cot" / "train.jsonl"))
     n_dpo = len(read_jsonl(args.work / "prefs" / "train.jsonl"))
     total = (time.perf_counter() - started) / 60
-    kinds = [k for k in KINDS if k in rec_users]
+    kinds = [k for k in args.kinds if k in rec_users]
     columns = ["model"] + [f"{k} {m}" for k in kinds for m in ("accuracy", "Recall@5")]
-    body = f"""\
-**SIMULATED population** ({args.users} users x {args.days} days, seed 0; it has locations).
+    days = "" if data.spec.real else f" x {args.days} days, seed 0; it has locations"
+    what = f"**{data.label}** ({args.users} users{days})"
+    body = quick_banner(args) + f"""\
+{what}.
 Users split by a stable hash: {len(train)} training users, {len(held_out)} held out
 (never in a dataset). Novelty cut-off at {args.cutoff:.0%} of the time span ({cut:%a %H:%M}):
 targets are the items a user first used after it. Model: SmolLM2-135M-Instruct (bundled), LoRA
@@ -253,11 +283,13 @@ answer-hinted rationalisation for the cases sampling missed; asked about the fir
 {args.cot_users} training users (CPU budget). {summary['cases']} cases,
 {summary['accepted']} traces accepted (by mode {summary['accepted_by_mode']}, by task
 {summary['accepted_by_task']}); replies by outcome {summary['replies']} (dropped replies are
-never written). SFT: {n_sft} training examples, {args.sft_epochs} epoch(s), batch 4, lr 2e-4.
+never written). SFT: {n_sft} training examples, {args.sft_epochs} epoch(s), batch {args.sft_batch},
+lr 2e-4.
 DPO (eq. 27, sigmoid, beta 0.1) from the SFT adapter (reference = frozen SFT copy): {n_dpo}
 triplets (y_w = the heuristic writer's profile, c = {prefs['report']['mean_chosen_consistency']};
 y_l = the least similar other user's, c = {prefs['report']['mean_rejected_consistency']}),
-{args.dpo_steps} steps of batch 2 ({min(n_dpo, 2 * args.dpo_steps)} pairs seen).
+{args.dpo_steps} steps of batch {args.dpo_batch} ({min(n_dpo, args.dpo_batch * args.dpo_steps)}
+pairs seen).
 
 **Novelty recommendation on the held-out users** (`llm` strategy, {args.max_candidates}
 candidates = the most popular unused items, heuristic profiles of the history before the
@@ -275,7 +307,8 @@ Paper (Llama-3.1-8B + LoRA, Qwen3-235B teacher, 500 users, one A100; reference f
 not comparable to this 135M model on simulated users): app {PAPER['app']}, location
 {PAPER['location']}, intent {PAPER['intent']}.
 
-**Profiles the model writes for held-out users** (profile_v2 prompt, greedy, 64 tokens):
+**Profiles the model writes for held-out users** (profile_v2 prompt, greedy,
+{args.profile_tokens} tokens):
 consistency c(y | H_u) = evidence recall - false-mention share (`uscope.tuning.preferences`),
 in [-1, 1]; the heuristic writer scores 1.00 by construction.
 
@@ -291,11 +324,8 @@ sft {timings['sft']:.1f}, build_preferences {timings['build_preferences']:.1f},
 dpo {timings['dpo']:.1f}, recommendation evaluation {rec_minutes:.1f}, profile writing
 {prof_minutes:.1f}; whole run {total:.1f}.
 """
-    print(body)
-    if args.dry:
-        return
-    write_section("tuning", "Fine-tuning recipes: CoT-distillation SFT and DPO (SmolLM2-135M, "
-                  "CPU)", body)
+    report(args, data, "tuning", "Fine-tuning recipes: CoT-distillation SFT and DPO "
+           "(SmolLM2-135M, CPU)", body)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ coordinates. Then time DDIM (1/10/20 steps) against DDPM (all steps) on this CPU
 
     python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --jobs 3   # early stopping on 10%
     python benchmarks/bench_umask.py --seeds 0 1 2 --steps 1000 --simulated   # adds simulated data
+    python benchmarks/bench_umask.py --dataset foursquare-nyc --quick   # any dataset with times
 
-Writes the `umask` section of BENCHMARKS.md and benchmarks/figures/umask_masks_*.png.
+Writes the `umask` section of BENCHMARKS.md (another dataset: `umask-<dataset>`) and
+benchmarks/figures/umask_masks_*.png (not with --quick).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,8 +30,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _report import markdown_table, write_section
-from umask_data import BenchData, netfp, simulated
+from _data import add_dataset_args, parse_args, quick_banner, report
+from _report import markdown_table
+from umask_data import SIMULATED, BenchData, load_data, worker_data
 
 from generative.completion import UMaskCompleter
 from generative.config import DIT_PRESETS
@@ -135,7 +139,7 @@ def fmt(values: list[float]) -> str:
 
 def centred_tasks(data: BenchData, args) -> list[str]:
     """--centre applies to netfp, where it was validated; --sim-centre to the simulation."""
-    return args.sim_centre if data.key == "simulated" else args.centre
+    return args.sim_centre if data.key == SIMULATED else args.centre
 
 
 def split_users(n: int, seed: int, validation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,17 +178,19 @@ def run_dataset(data: BenchData, args) -> str:
     pending = [s for s in args.seeds if args.reuse is False or not (work / f"{s}.json").exists()]
     procs = []
     for seed in pending:
-        cmd = [sys.executable, __file__, "--worker-seed", str(seed), "--dataset", data.key,
+        cmd = [sys.executable, __file__, "--worker-seed", str(seed), *worker_data(data, args),
                "--steps", str(args.steps), "--preset", args.preset, "--samples",
-               str(args.samples), "--eval-steps", str(args.eval_steps), "--embedding",
-               args.embedding, "--workdir", args.workdir, "--threads", "1",
+               str(args.samples), "--eval-steps", str(args.eval_steps), "--workdir", args.workdir,
+               "--threads", "1",
                "--sim-users", str(args.sim_users), "--val-fraction", str(args.val_fraction),
                "--val-every", str(args.val_every), "--h-noise", str(args.h_noise),
                "--ema", str(args.ema),
                "--centre-weighting", args.centre_weighting,
                "--centre", *args.centre, "--sim-centre", *args.sim_centre]
         cmd += ["--validation"] if args.validation else []
-        if args.jobs > 1:
+        if args.quick:  # a smoke run trains in this process (no second data load)
+            (work / f"{seed}.json").write_text(json.dumps(run_seed(data, seed, args)))
+        elif args.jobs > 1:
             procs.append(subprocess.Popen(cmd))
             if len(procs) >= args.jobs:
                 procs.pop(0).wait()
@@ -259,7 +265,7 @@ def run_dataset(data: BenchData, args) -> str:
                                                    f"{statistics.mean(evf):.3f}"})
     body.append("\nRatios (< 1: U-MASK better), mean ± std over seeds; evidence ratio = "
                 "revealed coordinates / (T H W):\n\n" + markdown_table(ratio_rows))
-    if args.validation:   # model selection only: no speed table, no figure
+    if args.validation or args.quick:   # model selection / smoke run: no speed table, figure
         return "\n".join(body)
     s0 = args.seeds[0]
     model = UMaskCompleter.load(work / f"seed{s0}")
@@ -303,13 +309,11 @@ def speed_table(data: BenchData, model: UMaskCompleter, V, O, H, args) -> str:
             "RMSE mean over those runs):\n\n" + markdown_table(rows))
 
 
-def load_data(key: str, args) -> BenchData:
-    data = netfp(args.embedding) if key == "netfp" else simulated(args.sim_users, "standin")
-    data.key = key
-    return data
+QUICK = {"seeds": [0], "steps": 20, "preset": "umask-tiny", "samples": 2, "eval_steps": 2,
+         "speed_repeats": 1, "val_fraction": 0.0, "sim_users": 40, "threads": 1}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=1000)
@@ -334,28 +338,31 @@ def main() -> None:
     ap.add_argument("--simulated", action="store_true", help="also run a simulated population")
     ap.add_argument("--sim-users", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    ap.add_argument("--workdir", default="runs/bench_umask")
+    ap.add_argument("--workdir", default=None,
+                    help="default runs/bench_umask (--quick: a temporary folder)")
     ap.add_argument("--reuse", action="store_true", help="keep finished seeds of --workdir")
-    ap.add_argument("--dataset", default="netfp", help=argparse.SUPPRESS)
     ap.add_argument("--worker-seed", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    add_dataset_args(ap, default="netfp")
+    args = parse_args(ap, argv, quick=QUICK)
+    args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_") if args.quick
+                                    else "runs/bench_umask")
     torch.set_num_threads(args.threads)
     if args.worker_seed is not None:
-        data = load_data(args.dataset, args)
+        data, _ = load_data(args)
         out = run_seed(data, args.worker_seed, args)
         path = Path(args.workdir) / data.key / f"{args.worker_seed}.json"
         path.write_text(json.dumps(out))
         return
-    sections = [run_dataset(load_data("netfp", args), args)]
-    if args.simulated:
+    main_data, loaded = load_data(args)
+    sections = [quick_banner(args) + run_dataset(main_data, args)]
+    if args.simulated and main_data.key != SIMULATED:
+        sim, _ = load_data(args, SIMULATED)
         sections.append("\n### Simulated population (SIMULATED data, not real)\n\n"
-                        + run_dataset(load_data("simulated", args), args))
-    body = "\n".join(sections) + "\n" + NOTES
-    print(body)
-    if not (args.no_write or args.validation):
-        write_section("umask", "U-MASK + DiT completion (generative/)", body)
+                        + run_dataset(sim, args))
+    args.no_write |= args.validation  # model selection never writes
+    report(args, loaded, "umask", "U-MASK + DiT completion (generative/)",
+           "\n".join(sections) + "\n" + NOTES)
 
 
 if __name__ == "__main__":

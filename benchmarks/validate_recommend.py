@@ -1,4 +1,5 @@
-"""Temporal validation of the recommendation strategies on netfp, before the benchmark's cut-off.
+"""Temporal validation of the recommendation strategies (default: on netfp), before the
+benchmark's cut-off.
 
 The benchmark (``bench_recommend.py``) hides what users first use after 0.6 of the day's time
 span. Choices about the ``neighbours`` strategy are made here, on events before that cut-off
@@ -11,7 +12,8 @@ Every strategy runs through ``Recommender.recommend`` (the real code path). Each
 compared with ``popular`` on the same users, paired: the spread is the standard deviation of
 the mean difference over ``--boot`` bootstrap resamples of the users.
 
-Run: python benchmarks/validate_recommend.py [--inner 0.4 0.5] [--out report.md]
+Run: python benchmarks/validate_recommend.py [--dataset netfp] [--inner 0.4 0.5] [--out report.md]
+(``--quick``: few users, a few variants, 50 resamples; nothing is written to BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -26,15 +28,16 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import add_dataset_args, kind_needs, load_for_benchmark, parse_args, require
 from _report import markdown_table
 
-from uscope.data import cutoff_time, novelty_split, read_netfp
+from uscope.data import cutoff_time, novelty_split
 from uscope.profile import profile_users
 from uscope.recommend import NeighboursStrategy, Recommender
 from uscope.recommend.metrics import ranking_metrics
 
-NETFP = Path(__file__).resolve().parents[2] / "shared" / "data" / "netfp" / "data0117_dev.csv"
 METRICS = ("Recall@5", "NDCG@5")
+QUICK = {"boot": 50, "variants": 3}
 
 
 def variants() -> dict[str, NeighboursStrategy | str]:
@@ -88,16 +91,23 @@ def compare(scores: dict[str, pd.DataFrame], n_boot: int, seed: int = 0) -> list
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--outer", type=float, default=0.6, help="the benchmark's cut-off")
     parser.add_argument("--inner", type=float, nargs="+", default=[0.4])
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
-    args = parser.parse_args()
+    parser.add_argument("--kinds", nargs="+", default=["app", "intent"],
+                        choices=["app", "intent", "place", "location"])
+    parser.add_argument("--variants", type=int, default=None, help="only the first N variants")
+    add_dataset_args(parser, default="netfp")
+    args = parse_args(parser, argv, quick=QUICK)
     torch.set_num_threads(1)
     started = time.perf_counter()
-    events, _ = read_netfp(NETFP, language="en")
+    data = load_for_benchmark(args, ("times",), "validate_recommend",
+                              options={"netfp": {"language": "en"}})
+    require(data, kind_needs(args.kinds, data.spec.fields), "validate_recommend")
+    events = data.events
     outer = cutoff_time(events, args.outer)
     before = events[events["timestamp"] < outer].reset_index(drop=True)  # all this script reads
     sections = []
@@ -105,22 +115,23 @@ def main() -> None:
         if not 0 < fraction < args.outer:
             raise SystemExit(f"--inner {fraction} must lie between 0 and --outer {args.outer}")
         inner = cutoff_time(events, fraction)
-        history, _ = novelty_split(before, "app", inner)
+        history, _ = novelty_split(before, args.kinds[0], inner)
         print(f"inner cut-off {inner:%H:%M}: profiling {history['user_id'].nunique()} histories",
               flush=True)
         profiles = profile_users(history, backend="heuristic")
-        for kind in ("app", "intent"):
+        for kind in args.kinds:
             _, targets = novelty_split(before, kind, inner)
             targets = {u: t for u, t in targets.items() if u in set(profiles.ok.user_ids)}
             scores = {}
-            for name, strategy in variants().items():
+            for name, strategy in list(variants().items())[:args.variants]:
                 scores[name] = per_user(Recommender(profiles, history, strategy), targets, kind)
                 print(f"  {kind} {name}: " + ", ".join(
                     f"{m} {scores[name][m].mean():.4f}" for m in METRICS), flush=True)
             columns = ["strategy", *[c for m in METRICS for c in (m, f"{m} - popular")],
                        "beats popular"]
-            sections.append(f"**kind={kind}, inner cut-off {inner:%H:%M} ({fraction} of the span), "
-                            f"targets first used before {outer:%H:%M}; {len(targets)} users**\n\n"
+            sections.append(f"**{data.label}, kind={kind}, inner cut-off {inner:%H:%M} "
+                            f"({fraction} of the span), targets first used before "
+                            f"{outer:%H:%M}; {len(targets)} users**\n\n"
                             + markdown_table(compare(scores, args.boot), columns))
     minutes = (time.perf_counter() - started) / 60
     body = "\n\n".join(sections) + (

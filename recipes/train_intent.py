@@ -7,6 +7,11 @@
 Every stage reads the same events and protocol (population users vs held-out users), so the
 three configs share the ``data`` and ``protocol`` blocks; ``--set section.key=value`` overrides
 any config entry. Outputs: a teacher folder, a student folder, and adapters + test metrics.
+
+``profiles: runs/profiles.parquet`` (a ProfileSet written by ``uscope profile``) conditions the
+models on h_u, matched to the protocol's users by user id (``generative.conditioning``); users
+without a profile stop the run naming them, unless ``missing_profiles: mean``. Give it to all
+three stages; write the profiles from history that excludes the held-out users' test events.
 """
 
 from __future__ import annotations
@@ -77,16 +82,40 @@ def protocol_from(config: dict, vocab: IntentVocab | None = None):
                           vocab=vocab, source=config["events"])
 
 
+def user_embeddings(config: dict, data, model=None) -> torch.Tensor | None:
+    """h_u of ``profiles`` in the protocol's user order (None without it); a saved model that
+    conditions on h_u needs them."""
+    if not config.get("profiles"):
+        if model is not None and model.config.user_embedding_dim > 0:
+            raise SystemExit("this model conditions on h_u: set profiles: PATH (a ProfileSet)")
+        return None
+    from generative.conditioning import align_embeddings, load_profiles
+
+    h = align_embeddings(load_profiles(config["profiles"]), data.seqs.user_ids,
+                         missing=config.get("missing_profiles", "error"),
+                         source=str(config["profiles"]))
+    print(f"h_u of {h.shape[0]} users from {config['profiles']} ({h.shape[1]}-d)")
+    return torch.from_numpy(h)
+
+
+def model_options(config: dict, h: torch.Tensor | None) -> dict:
+    options = dict(config.get("model", {}))
+    if h is not None:
+        options["user_embedding_dim"] = h.shape[1]
+    return options
+
+
 def stage_population(config: dict) -> None:
     torch.manual_seed(config.get("seed", 0))
     data = protocol_from(config)
     print(json.dumps(data.summary()))
+    h = user_embeddings(config, data)
     backbone = load_backbone(_dataclass(BackboneConfig, config.get("backbone")))
-    model = IntentPredictor.from_vocab(data.vocab, backbone, **config.get("model", {}))
+    model = IntentPredictor.from_vocab(data.vocab, backbone, **model_options(config, h))
     print(f"backbone: {model.backbone_label}; {model.n_parameters() / 1e6:.2f}M parameters")
     train_population(model, data.population, _dataclass(TrainConfig, config.get("train")),
-                     log=print)
-    p_out = output_distribution(predict_logits(model, data.population))
+                     user_embeddings=h, log=print)
+    p_out = output_distribution(predict_logits(model, data.population, user_embeddings=h))
     save_predictor(model, config["out"], data.vocab, data.data_config, {
         "stage": "population", "p_out": p_out.tolist(), "p_pop": data.p_pop.tolist(),
         "protocol": config.get("protocol", {})})
@@ -97,12 +126,13 @@ def stage_distill(config: dict) -> None:
     torch.manual_seed(config.get("seed", 0))
     teacher, vocab, _, meta = load_predictor(config["teacher"])
     data = protocol_from(config, vocab)
+    h = user_embeddings(config, data, teacher)
     backbone = load_backbone(_dataclass(BackboneConfig, config.get("backbone")))
-    student = IntentPredictor.from_vocab(vocab, backbone, **config.get("model", {}))
+    student = IntentPredictor.from_vocab(vocab, backbone, **model_options(config, h))
     print(f"teacher: {teacher.backbone_label}; student: {student.backbone_label}, "
           f"{student.n_parameters() / 1e6:.2f}M parameters")
     distill(student, teacher, data.population, _dataclass(TrainConfig, config.get("train")),
-            log=print)
+            user_embeddings=h, log=print)
     save_predictor(student, config["out"], vocab, data.data_config,
                    {**meta, "stage": "distill", "teacher": teacher.backbone_label})
     print(f"saved the student to {config['out']}")
@@ -111,13 +141,14 @@ def stage_distill(config: dict) -> None:
 def stage_individual(config: dict) -> None:
     student, vocab, _, meta = load_predictor(config["student"])
     data = protocol_from(config, vocab)
+    h = user_embeddings(config, data, student)
     individual = _dataclass(IndividualConfig, config.get("individual"))
     adapters = tune_users(student, data.tune, torch.tensor(meta["p_out"]),
-                          torch.tensor(meta["p_pop"]), individual)
+                          torch.tensor(meta["p_pop"]), individual, user_embeddings=h)
     out = Path(config.get("out", config["student"]))
     out.mkdir(parents=True, exist_ok=True)
     save_adapters({data.seqs.user_ids[u]: a for u, a in adapters.items()}, out)
-    scores = predict_with_adapters(student, data.test, adapters).numpy()
+    scores = predict_with_adapters(student, data.test, adapters, user_embeddings=h).numpy()
     metrics = intent_metrics(data.test.target.numpy(), scores)
     (out / "individual_metrics.json").write_text(json.dumps(
         {"strategy": individual.strategy, "backbone": student.backbone_label, **metrics},

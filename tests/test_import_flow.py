@@ -9,8 +9,9 @@ The stages, upstream first:
 Modules outside that list are placed explicitly (``PLACED``):
 - ``uscope.models`` (loading the two offline models by path or hub id) is a shared utility
   below every stage: any stage may import it, and it imports no stage.
-- ``generative.config``, ``generative.tasks`` and ``generative.standin`` (the shared configs,
-  the task masks and the stand-in embedding) belong to the ``generative.umask`` stage;
+- ``generative.config``, ``generative.tasks``, ``generative.standin`` and
+  ``generative.conditioning`` (the shared configs, the task masks, the stand-in embedding and
+  h_u aligned from a ``ProfileSet``) belong to the ``generative.umask`` stage;
   ``generative.completion``, ``.train``, ``.evaluate``, ``.baselines`` and ``.figures`` (mask +
   DiT completion, its training, baselines and evaluation) to the ``generative.dit`` stage.
 - ``uscope.cli`` and ``uscope.__main__`` are the entry points, after every stage: they may
@@ -45,6 +46,7 @@ PLACED = {
     "generative.config": RANK["generative.umask"],
     "generative.tasks": RANK["generative.umask"],
     "generative.standin": RANK["generative.umask"],
+    "generative.conditioning": RANK["generative.umask"],
     "generative.completion": RANK["generative.dit"],
     "generative.train": RANK["generative.dit"],
     "generative.evaluate": RANK["generative.dit"],

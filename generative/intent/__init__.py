@@ -26,6 +26,7 @@ from generative.intent.data import (
     IntentVocab,
     build_samples,
     build_sequences,
+    intent_setting,
     split_earlier_later,
     split_users,
 )
@@ -60,7 +61,7 @@ __all__ = [
     "IntentModelConfig", "IntentPredictor", "IntentSamples", "IntentSequences", "IntentVocab",
     "MostFrequent", "ProtocolConfig", "ProtocolData", "TrainConfig", "UserAdapter",
     "appendix_e_features", "build_protocol", "build_samples", "build_sequences", "distill",
-    "export_torchscript", "fit_lightgbm", "intent_metrics", "lightgbm_params",
+    "export_torchscript", "fit_lightgbm", "intent_metrics", "intent_setting", "lightgbm_params",
     "lightgbm_per_user", "load_adapters", "load_backbone", "load_exported", "load_predictor",
     "max_export_error", "output_distribution", "predict_logits", "predict_with_adapters",
     "recall_per_intent", "save_adapters", "save_predictor", "split_earlier_later",

@@ -6,7 +6,10 @@ ordered sequence per user; ``build_samples`` cuts every target position into a w
 last ``input_length`` events (eq. 1: y_t = f(x_{t-I}, ..., x_{t-1})).
 
 Settings: "Honor" (event = app, intent = app category; the default) and "Mobile" (event = place,
-intent = place category). Events are collapsed to one per (user, calendar slot, event): the
+intent = place category); ``intent_setting`` picks the one the events support by the intent
+rule of ``uscope.data.items.intent_column``. A row without the setting's event and intent
+(a place observation under Honor, an app use without a place under Mobile) is not a behaviour
+of that setting and is left out; a row with the event but no intent raises. Events are collapsed to one per (user, calendar slot, event): the
 first use of each event in each slot. Data without a location field gets one constant location.
 Windows are right-padded (real events first, pad id 0 after), so a causal backbone never lets a
 real position attend to padding.
@@ -14,13 +17,14 @@ real position attend to padding.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from uscope.data.schema import DataError
+from uscope.data.items import intent_column
+from uscope.data.schema import DataError, require_times
 
 PAD, UNK, MASK = 0, 1, 2  # event ids; locations use PAD and UNK only
 NO_LOCATION = "<none>"
@@ -62,6 +66,12 @@ class IntentDataConfig:
 HONOR = IntentDataConfig()
 MOBILE = IntentDataConfig(event_field="location_id", intent_field="location_category",
                           location_field="location_id", slot_minutes=60)
+
+
+def intent_setting(events: pd.DataFrame, **overrides) -> IntentDataConfig:
+    """HONOR when any event is an app use, else MOBILE (event = place, intent = place
+    category), with `overrides` (e.g. ``input_length``) applied."""
+    return replace(HONOR if intent_column(events) == "app_category" else MOBILE, **overrides)
 
 
 @dataclass
@@ -121,12 +131,20 @@ def _columns(events: pd.DataFrame, config: IntentDataConfig, source: str) -> pd.
     if missing:
         raise DataError(f"event table lacks column(s) {missing} needed for intents",
                         source=source, field=missing[0])
+    require_times(events, "intent sequences (slots and weekdays of eq. 1)")
+    # a row with neither the event nor the intent is no behaviour of this setting
+    absent = (events[config.event_field].isna() & events[config.intent_field].isna()).to_numpy()
+    if len(events) and absent.all():
+        raise DataError(f"no row has {config.event_field!r}: this intent setting needs it "
+                        "(intent_setting(events) picks the setting the data supports)",
+                        source=source, field=config.event_field)
     for name in (config.event_field, config.intent_field):
-        bad = events[name].isna().to_numpy()
+        bad = events[name].isna().to_numpy() & ~absent
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{int(bad.sum())} row(s) have no {name}; the intent setting "
                             f"needs it on every row", source=source, line=row, field=name)
+    events = events[~absent]
     if config.location_field is not None and config.location_field in events.columns:
         location = events[config.location_field].astype("string").fillna(NO_LOCATION)
     else:

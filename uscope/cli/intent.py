@@ -33,6 +33,10 @@ def predict(
                                                 "'2017-01-17 21:00' (read by models trained "
                                                 "with query_time); default: each user's last "
                                                 "recorded slot.")] = None,
+    profiles: Annotated[Path | None, typer.Option(
+        help="ProfileSet parquet: h_u by user id, for a model trained with profiles.")] = None,
+    missing_profiles: Annotated[str, typer.Option(
+        help="Users without a profile: 'error' or 'mean' (the mean h_u).")] = "error",
 ) -> None:
     """Predict each user's next intent from their last I behaviours."""
     import torch
@@ -66,10 +70,17 @@ def predict(
     except (ValueError, TypeError) as exc:
         typer.secho(f"error: --at {at!r}: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
+    inputs = windows.inputs()
+    if predictor.config.user_embedding_dim > 0:
+        inputs["user_embedding"] = _user_embeddings(profiles, missing_profiles, seqs.user_ids)
+    elif profiles is not None:
+        typer.secho("error: --profiles given, but this model was trained without h_u",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     typer.echo(f"model backbone: {predictor.backbone_label}; "
                f"{len(adapters)} per-user adapters", err=True)
     with torch.no_grad():
-        hidden = predictor.encode(**windows.inputs())
+        hidden = predictor.encode(**inputs)
         for i, uid in enumerate(seqs.user_ids):
             adapter = adapters.get(uid)
             logits = readout_with(predictor, adapter.tensors if adapter else None,
@@ -84,3 +95,26 @@ def predict(
             else:
                 shown = ", ".join(f"{n} ({p:.2f})" for n, p in ranked)
                 typer.echo(f"{uid}\t{shown}")
+
+
+def _user_embeddings(profiles: Path | None, missing: str, user_ids: list[str]):
+    """h_u (U, D) of ``user_ids`` from a ProfileSet, by user id (exit 2 naming what is wrong)."""
+    import torch
+
+    from generative.conditioning import MISSING_POLICIES, align_embeddings, load_profiles
+    from uscope.data import DataError
+
+    def fail(message: str) -> None:
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+
+    if profiles is None:
+        fail("this model conditions on h_u: pass --profiles PATH (a ProfileSet)")
+    if missing not in MISSING_POLICIES:
+        fail(f"--missing-profiles must be one of {', '.join(MISSING_POLICIES)}")
+    try:
+        h = align_embeddings(load_profiles(profiles), user_ids, missing=missing,
+                             source=str(profiles))
+    except (DataError, FileNotFoundError) as exc:
+        fail(str(exc))
+    return torch.from_numpy(h)

@@ -19,14 +19,14 @@ def recommend(
     profiles: Annotated[Path, typer.Option(help="Profile set (parquet) from `uscope profile`.")],
     events: Annotated[Path, typer.Option(help="Event table or any readable source.")],
     user: Annotated[str, typer.Option(help="User id in the profile set.")],
-    kind: Annotated[str, typer.Option(help="app | location | intent")] = "app",
+    kind: Annotated[str, typer.Option(help="app | place | location | intent")] = "app",
     k: Annotated[int, typer.Option(help="How many items.")] = 5,
     strategy: Annotated[str, typer.Option(help="neighbours | popular | llm")] = "neighbours",
     explain: Annotated[bool, typer.Option(help="Add a short rationale per item.")] = False,
     hour: Annotated[float | None, typer.Option(help="Context: hour of day.")] = None,
     location: Annotated[str | None, typer.Option(help="Context: location category.")] = None,
 ) -> None:
-    """Recommend apps, locations or intents the user has not used yet."""
+    """Recommend apps, places, location categories or intents the user has not used yet."""
     from uscope.data import DataError
     from uscope.profile import ProfileSet
     from uscope.recommend import Recommender
@@ -49,7 +49,7 @@ def recommend(
 @eval_app.command("recommend")
 def eval_recommend(
     events: Annotated[Path, typer.Argument(help="Event table or any readable source.")],
-    kind: Annotated[str, typer.Option(help="app | location | intent")] = "app",
+    kind: Annotated[str, typer.Option(help="app | place | location | intent")] = "app",
     protocol: Annotated[str, typer.Option(help="novelty | coldstart")] = "novelty",
     strategies: Annotated[str, typer.Option(help="Comma-separated strategies.")] = (
         "popular,neighbours"),

@@ -4,13 +4,23 @@ Every later stage that speaks of "items" (the novelty split of ``uscope.data.spl
 fine-tuning cases of ``uscope.tuning``, the strategies of ``uscope.recommend``) takes them
 from here, so the stages agree on what an item is.
 
-Three kinds of item (RQ5 of seed paper 000, Fig. 7: apps, locations, intents):
+Four kinds of item (RQ5 of seed paper 000, Fig. 7: apps, locations, intents; plus the places
+themselves):
 
 | kind       | event column        | meaning                                            |
 |------------|---------------------|----------------------------------------------------|
 | "app"      | `app`               | an app                                             |
+| "place"    | `location_id`       | a venue, base station or GPS place                 |
 | "location" | `location_category` | a named place category (POI cluster, eq. 15 label)  |
-| "intent"   | `app_category`      | what the user wants to do (PITuning's intent = event category) |
+| "intent"   | see ``intent_column`` | what the user wants to do (PITuning's intent = event category) |
+
+The intent rule (``intent_column``): the app category when the events have apps (PITuning's
+"Honor" setting), else the place category ("Mobile" setting: event = place, intent = place
+category). It is decided on the whole table, never per user, so every user's intents share one
+label space; a stage that looks at one user's rows passes the column decided on the population.
+An event without an app is never an app item: nothing here invents one.
+
+Counts respect ``uses`` (one row may stand for several uses; null = 1).
 """
 
 from __future__ import annotations
@@ -21,28 +31,59 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from uscope.data.schema import UNKNOWN_CATEGORY, DataError
+from uscope.data.schema import UNKNOWN_CATEGORY, DataError, has_apps, use_counts
 
-KIND_COLUMNS = {"app": "app", "location": "location_category", "intent": "app_category"}
+KIND_COLUMNS = {"app": "app", "place": "location_id", "location": "location_category",
+                "intent": "app_category"}  # "intent" as for data with apps (intent_column)
 
 
-def item_column(kind: str) -> str:
-    """The event column holding items of `kind`; unknown kinds raise naming the valid ones."""
+def intent_column(events: pd.DataFrame) -> str:
+    """The column holding intents: ``app_category`` when any event is an app use, else
+    ``location_category`` (PITuning's Mobile setting)."""
+    return "app_category" if has_apps(events) else "location_category"
+
+
+def item_column(kind: str, events: pd.DataFrame | None = None) -> str:
+    """The event column holding items of `kind` (for "intent", decided on `events` by
+    ``intent_column``); unknown kinds raise naming the valid ones."""
     if kind not in KIND_COLUMNS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {sorted(KIND_COLUMNS)}")
+    if kind == "intent" and events is not None:
+        return intent_column(events)
     return KIND_COLUMNS[kind]
 
 
-def known_items(events: pd.DataFrame, kind: str) -> pd.Series:
+def require_items(events: pd.DataFrame, kind: str, column: str | None = None) -> str:
+    """The column of `kind` in `events`; raises naming the field when no event has one."""
+    column = column or item_column(kind, events)
+    if not events[column].notna().any():
+        hint = (" (the events are place observations only, with no app use: ask for kind "
+                "'place', 'location' or 'intent')" if column.startswith("app") else "")
+        raise DataError(f"the events hold no {kind!r} items: kind {kind!r} needs {column!r}, "
+                        f"and no event has one{hint}", field=column)
+    return column
+
+
+def known_items(events: pd.DataFrame, kind: str, column: str | None = None) -> pd.Series:
     """The non-null, known item values of `kind` in `events` (index kept); "Unknown" (a hidden
-    or unmapped value) is not an item."""
-    column = item_column(kind)
+    or unmapped value) is not an item. `column` overrides the column of `kind` (pass the one
+    decided on the population when `events` is one user's rows)."""
+    column = column or item_column(kind, events)
     values = events[column].dropna().astype(str)
     return values[values != UNKNOWN_CATEGORY]
 
 
-def used_items(events: pd.DataFrame, kind: str) -> set[str]:
-    return set(known_items(events, kind).unique())
+def used_items(events: pd.DataFrame, kind: str, column: str | None = None) -> set[str]:
+    return set(known_items(events, kind, column).unique())
+
+
+def item_counts(events: pd.DataFrame, kind: str, column: str | None = None) -> pd.Series:
+    """Uses of each known item of `kind` (``uses``-weighted), most used first (ties by name)."""
+    values = known_items(events, kind, column)
+    weights = use_counts(events.loc[values.index]) if len(values) else np.zeros(0)
+    counts = pd.Series(weights, index=values.to_numpy()).groupby(level=0).sum()
+    order = sorted(counts.index, key=lambda item: (-counts[item], item))
+    return counts.loc[order]
 
 
 @dataclass
@@ -55,19 +96,25 @@ class UsageMatrix:
 
     @classmethod
     def build(cls, events: pd.DataFrame, kind: str, weights: np.ndarray | None = None,
-              users: list[str] | None = None, items: list[str] | None = None) -> UsageMatrix:
-        """Weighted counts; `users`/`items` fix the row/column order (others are left out)."""
-        values = known_items(events, kind)
+              users: list[str] | None = None, items: list[str] | None = None,
+              column: str | None = None) -> UsageMatrix:
+        """Use counts (``uses`` times `weights`, e.g. context weights); `users`/`items` fix the
+        row/column order (others are left out)."""
+        column = column or item_column(kind, events)
+        if items is None:
+            require_items(events, kind, column)
+        values = known_items(events, kind, column)
         if values.empty and items is None:
-            raise DataError(f"the events hold no {kind!r} items (column "
-                            f"{item_column(kind)!r} is empty)", field=item_column(kind))
+            raise DataError(f"the events hold no known {kind!r} items (column {column!r} "
+                            f"holds only {UNKNOWN_CATEGORY!r})", field=column)
         rows = events.loc[values.index]
         users = users or sorted(rows["user_id"].astype(str).unique().tolist())
         items = items or sorted(values.unique().tolist())
         user_codes = pd.Categorical(rows["user_id"].astype(str), categories=users).codes
         item_codes = pd.Categorical(values, categories=items).codes
-        w = np.ones(len(rows)) if weights is None else np.asarray(weights)[
-            events.index.get_indexer(values.index)]
+        w = use_counts(rows)
+        if weights is not None:
+            w = w * np.asarray(weights)[events.index.get_indexer(values.index)]
         keep = (user_codes >= 0) & (item_codes >= 0)
         counts = sparse.csr_matrix((w[keep], (user_codes[keep], item_codes[keep])),
                                    shape=(len(users), len(items)))

@@ -9,6 +9,10 @@
   calls it and fails loudly on a ``synthetic=True`` row. The check reads only the event
   schema's ``synthetic`` column, so it lives in the data layer where every later stage can
   reach it; ``uscope.synth.guard`` re-exports it beside the writers of synthetic files.
+
+Both time splits need event times: an untimed table (Frappe's context buckets) raises naming
+the ``timestamp`` field. The items of "intent" are decided on the whole table
+(``uscope.data.items.intent_column``), so every user's targets share one label space.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import used_items
-from uscope.data.schema import DataError
+from uscope.data.items import item_column, used_items
+from uscope.data.schema import DataError, require_times
 
 
 class SyntheticInEvaluation(DataError):
@@ -39,6 +43,7 @@ def require_real(events: pd.DataFrame, where: str) -> None:
 
 def cutoff_time(events: pd.DataFrame, cutoff: str | float) -> pd.Timestamp:
     """A timestamp, or a fraction of the events' time span (strictly between 0 and 1)."""
+    require_times(events, "a time cut-off")
     if isinstance(cutoff, (int, float)):
         if not 0 < cutoff < 1:
             raise ValueError("a fractional cutoff must lie strictly between 0 and 1")
@@ -51,6 +56,8 @@ def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
                   ) -> tuple[pd.DataFrame, dict[str, set[str]]]:
     """History before `cutoff`, and per user the items first used after it (real events only)."""
     require_real(events, "novelty_split")
+    require_times(events, "novelty_split")
+    column = item_column(kind, events)
     history = events[events["timestamp"] < cutoff].reset_index(drop=True)
     future = events[events["timestamp"] >= cutoff]
     past = dict(iter(history.groupby("user_id")))  # user -> their history rows
@@ -58,7 +65,7 @@ def novelty_split(events: pd.DataFrame, kind: str, cutoff: pd.Timestamp
     for user, rows in future.groupby("user_id"):
         if user not in past:
             continue  # nothing before the cut-off: not a novelty case
-        new = used_items(rows, kind) - used_items(past[user], kind)
+        new = used_items(rows, kind, column) - used_items(past[user], kind, column)
         if new:
             targets[str(user)] = new
     return history, targets

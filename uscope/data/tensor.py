@@ -1,9 +1,17 @@
 """The behaviour tensor X_u in R^{C x T x H x W} (seed paper 000, eq. 1) and its observed mask.
 
-Channels (C): one per app category (uses in the slot and cell), then ``traffic`` (bytes) when
-the data records traffic, then ``presence`` (1 when the user was seen in the cell) when it
-records places. Time (T): ``n_slots`` slots of ``slot_minutes`` from ``start`` (15 min x 192
-slots = two days, as in the paper). Space (H x W): location categories laid out row-major on a
+Channels (C), each group present only when the data has it (``channel_groups``):
+- ``app``: one channel ``app:<category>`` per app category (uses in the slot and cell), when
+  any event is an app use; events without an app never enter these channels;
+- ``visit``: for location-only data (no event has an app), one channel ``visit:<category>``
+  per place category (visits in the slot and cell): the intents of PITuning's Mobile setting
+  (``uscope.data.items.intent_column``), e.g. Foursquare's 10 top-level categories;
+- ``traffic``: bytes, when the data records traffic;
+- ``location``: ``presence`` (1 when the user was seen in the cell), when it records places
+  (with no place categories and spatial="categories", one cell: seen at a recorded place).
+Counts respect ``uses`` (a row may stand for several uses). Time (T): ``n_slots`` slots of
+``slot_minutes`` from ``start`` (15 min x 192 slots = two days, as in the paper); an untimed
+table raises naming ``timestamp``. Space (H x W): location categories laid out row-major on a
 near-square grid, or a latitude/longitude grid when the events carry coordinates.
 
 Values are normalised per channel, v = log1p(x) / scale_c with scale_c = max log1p(x) over the
@@ -23,7 +31,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import DataError, validate_events
+from uscope.data.schema import DataError, has_apps, require_times, use_counts, validate_events
 
 UNKNOWN_PLACE = "Unknown place"
 ANYWHERE = "anywhere"
@@ -38,7 +46,7 @@ class TensorConfig:
     grid: tuple[int, int] | None = None  # (H, W); None = near-square fit (categories), 8x8 latlon
     observed: Literal["active_slots", "all"] = "active_slots"
     app_categories: list[str] | None = None  # fixed channel order; None = sorted from the data
-    location_categories: list[str] | None = None  # fixed cell order; None = sorted from data
+    location_categories: list[str] | None = None  # fixed cell (and visit channel) order
 
     def __post_init__(self) -> None:
         if self.slot_minutes <= 0 or self.n_slots <= 0:
@@ -162,12 +170,39 @@ def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
     return row * width + col, names, (height, width)
 
 
+def recorded_place(events: pd.DataFrame) -> np.ndarray:
+    """(n,) bool: the event records a place (an id, a category or coordinates)."""
+    return (events["location_id"].notna() | events["location_category"].notna()
+            | events["latitude"].notna()).to_numpy()
+
+
+def _category_channels(events: pd.DataFrame, config: TensorConfig
+                       ) -> tuple[str, list[str], np.ndarray]:
+    """(group, category names, channel of each event or -1) of the event-kind channels:
+    app categories when any event is an app use, else place categories (visits)."""
+    if has_apps(events):
+        group, column, fixed, field_name = "app", "app_category", config.app_categories, \
+            "app_categories"
+    else:
+        group, column, fixed, field_name = "visit", "location_category", \
+            config.location_categories, "location_categories"
+    values = events[column].dropna().astype(str)
+    names = list(fixed or sorted(values.unique()))
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise DataError(f"{column.replace('_', ' ')} values {unknown} are not in "
+                        f"TensorConfig.{field_name}", field=column)
+    channel = pd.Categorical(events[column], categories=names).codes.astype(np.int64)
+    return group, names, channel  # channel -1: no app (or no category) on the event
+
+
 def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> BehaviourTensors:
     """Build X_u (eq. 1) and the observed mask for every user in the event table."""
     config = config or TensorConfig()
     events = validate_events(events)
     if events.empty:
         raise DataError("cannot build tensors from an empty event table")
+    require_times(events, "build_tensors (the time axis T of X_u)")
     slot = pd.Timedelta(minutes=config.slot_minutes)
     start = (pd.Timestamp(config.start) if config.start is not None
              else events["timestamp"].min().normalize())
@@ -176,18 +211,16 @@ def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> B
 
     cells, cell_names, (height, width) = (_cells_from_latlon if config.spatial == "latlon"
                                           else _cells_from_categories)(events, config)
-    app_names = list(config.app_categories or sorted(events["app_category"].unique()))
-    unknown_apps = sorted(set(events["app_category"]) - set(app_names))
-    if unknown_apps:
-        raise DataError(f"app categories {unknown_apps} are not in TensorConfig.app_categories",
-                        field="app_category")
-    channels = [f"app:{name}" for name in app_names]
-    groups = {"app": list(range(len(app_names)))}
+    group, category_names, category_channel = _category_channels(events, config)
+    channels = [f"{group}:{name}" for name in category_names]
+    groups = {group: list(range(len(category_names)))} if category_names else {}
     has_traffic = events["traffic_bytes"].notna().any()
     if has_traffic:
         groups["traffic"] = [len(channels)]
         channels.append("traffic")
-    has_places = config.spatial == "latlon" or cell_names[0] != ANYWHERE
+    placed_cells = config.spatial == "latlon" or cell_names[0] != ANYWHERE
+    placed = recorded_place(events)  # (n,) bool
+    has_places = placed_cells or bool(placed.any())
     if has_places:
         groups["location"] = [len(channels)]
         channels.append("presence")
@@ -197,13 +230,17 @@ def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> B
     n_users, n_cells = len(user_ids), height * width
     counts = np.zeros((n_users, len(channels), config.n_slots, n_cells), dtype=np.float64)
     u, t, s = user_index[inside], slot_index[inside], cells[inside]
-    app_channel = pd.Categorical(events["app_category"], categories=app_names).codes[inside]
-    np.add.at(counts, (u, app_channel, t, s), 1.0)
+    uses = use_counts(events)[inside]
+    channel = category_channel[inside]
+    scattered = channel >= 0  # events without an app (or category) enter no category channel
+    np.add.at(counts, (u[scattered], channel[scattered], t[scattered], s[scattered]),
+              uses[scattered])
     if has_traffic:
         traffic = events["traffic_bytes"].fillna(0).to_numpy(dtype=np.float64)[inside]
         np.add.at(counts, (u, groups["traffic"][0], t, s), traffic)
-    if has_places:
-        counts[u, groups["location"][0], t, s] = 1.0
+    if has_places:  # without place cells ("anywhere"), only events that record a place
+        seen = np.ones(len(u), bool) if placed_cells else placed[inside]
+        counts[u[seen], groups["location"][0], t[seen], s[seen]] = 1.0
 
     log_counts = np.log1p(counts)
     scale = log_counts.max(axis=(0, 2, 3))

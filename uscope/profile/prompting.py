@@ -124,25 +124,37 @@ def _level(value: float | None, low: float, high: float) -> str | None:
     return f"{word} ({value:.2f})"
 
 
-def prompt_context(f: UserFeatures) -> dict[str, Any]:
-    """Template variables for one user; names are ``UserText``, numbers are pre-formatted."""
-    weekend = float(f.pi_time[5:].sum()) if f.n_used else 0.0
+def _places(f: UserFeatures) -> list[dict[str, Any]]:
+    """The places a prompt lists: for an app user the top places with the app categories used
+    there (rows of C_u); for a location-only user the top venues with their category."""
+    if not f.uses_apps and f.top_venues:
+        return [{"name": UserText(v), "pct": round(100 * share),
+                 "categories": [UserText(c)] if c else []} for v, share, c in f.top_venues]
     places = []
-    listed = {name for name, _ in f.top_places}
-    for i, place in enumerate(f.locations):
-        if place not in listed:
-            continue
-        row = f.C_u[i]  # (A,) counts at this place
-        order = sorted(range(len(row)), key=lambda j: (-int(row[j]), f.app_categories[j]))
-        places.append({
-            "name": UserText(place),
-            "pct": round(100 * float(row.sum()) / f.n_used),
-            "categories": [UserText(f.app_categories[j]) for j in order[:2] if row[j] > 0],
-        })
+    for place, share in f.top_places:
+        categories = []
+        if place in f.locations:  # a place seen only without app use has no row of C_u
+            row = f.C_u[f.locations.index(place)]  # (A,) counts at this place
+            order = sorted(range(len(row)), key=lambda j: (-int(row[j]), f.app_categories[j]))
+            categories = [UserText(f.app_categories[j]) for j in order[:2] if row[j] > 0]
+        places.append({"name": UserText(place), "pct": round(100 * share),
+                       "categories": categories})
+    return places
+
+
+def prompt_context(f: UserFeatures) -> dict[str, Any]:
+    """Template variables for one user; names are ``UserText``, numbers are pre-formatted.
+
+    ``uses_apps`` False (a location-only user) and ``timed`` False (an untimed source) tell a
+    template to leave out the app and the time facts: they are not known, not zero."""
+    weekend = float(f.pi_time[5:].sum()) if f.n_used else 0.0
     gap = f.sigma.median_gap_minutes
     return {
         "n_used": f.n_used,
         "n_events": f.n_events,
+        "n_uses": f.n_app_uses if f.uses_apps else f.n_visits,
+        "uses_apps": f.uses_apps,
+        "timed": f.timed,
         "budget": f.budget,
         "truncated": f.truncated,
         "cold_start": f.cold_start,
@@ -150,11 +162,13 @@ def prompt_context(f: UserFeatures) -> dict[str, Any]:
         "first_day": f.first_seen.strftime("%a %Y-%m-%d") if f.first_seen is not None else "",
         "last_day": f.last_seen.strftime("%a %Y-%m-%d") if f.last_seen is not None else "",
         "categories": [{"name": UserText(c), "pct": round(100 * s)} for c, s in f.top_categories],
+        "place_categories": [{"name": UserText(c), "pct": round(100 * s)}
+                             for c, s in f.top_place_categories],
         "unknown_pct": round(100 * f.unknown_share),
         "apps": [{"name": UserText(a), "count": n} for a, n in f.top_apps],
         "peak_hours": [_hour_range(h) for h in f.peak_hours(3)],
         "weekend_pct": round(100 * weekend),
-        "places": places,
+        "places": _places(f),
         "sessions_per_day": f"{f.sigma.sessions_per_day:.1f}",
         "median_gap": None if gap is None else f"{gap / 60:.1f} h" if gap >= 90 else f"{gap:.0f} min",
         "spread": _level(f.sigma.hour_entropy, 0.5, 0.8),

@@ -1,9 +1,11 @@
 """Quality checks of profiles y_u (eq. 23) and embeddings h_u (eq. 24), used by the benchmarks.
 
-- Faithfulness: does a profile name the user's actual top app categories and places?
-- Embedding usefulness: do nearest neighbours by h_u share more app-category usage than random
-  pairs? The lift is mean usage similarity of neighbour pairs / that of random pairs (1 = no
-  better than chance).
+- Faithfulness: does a profile name the user's actual top categories and places? The
+  categories are the user's intents (``UserFeatures.top_intents``): app categories, or for a
+  location-only user place categories; the place is ``UserFeatures.main_place``.
+- Embedding usefulness: do nearest neighbours by h_u share more category usage (intent shares)
+  than random pairs? The lift is mean usage similarity of neighbour pairs / that of random
+  pairs (1 = no better than chance).
 """
 
 from __future__ import annotations
@@ -24,44 +26,50 @@ def mentions(text: str | None, names: Sequence[str]) -> list[bool]:
 
 @dataclass(frozen=True)
 class Faithfulness:
-    """Mention rates over users (each in [0, 1]); ``n_place_users`` have recorded places."""
+    """Mention rates over users (each in [0, 1]); ``n_place_users`` have recorded places.
+    ``n_location_only`` of the ``n_users`` have no app use (their categories are places')."""
 
     n_users: int
     top1_category: float  # share of users whose main category is named
     top3_categories: float  # mean share of the (up to) 3 main categories named
     n_place_users: int
     top1_place: float | None  # share of users with places whose main place is named
+    n_location_only: int = 0
 
 
 def faithfulness(texts: Sequence[str | None], features: Sequence[UserFeatures]) -> Faithfulness:
     """Mention rates of each user's top categories and top place in their profile text."""
     if len(texts) != len(features):
         raise ValueError(f"{len(texts)} texts for {len(features)} users")
-    top1, top3, place = [], [], []
+    top1, top3, place, location_only = [], [], [], 0
     for text, f in zip(texts, features):
-        cats = [c for c, _ in f.top_categories[:3]]
+        cats = [c for c, _ in f.top_intents[:3]]
         if cats:
             hits = mentions(text, cats)
             top1.append(hits[0])
             top3.append(float(np.mean(hits)))
-        if f.top_places:
-            place.append(mentions(text, [f.top_places[0][0]])[0])
+            location_only += not f.uses_apps
+        if f.main_place is not None:
+            place.append(mentions(text, [f.main_place])[0])
     return Faithfulness(
         n_users=len(top1),
         top1_category=float(np.mean(top1)) if top1 else float("nan"),
         top3_categories=float(np.mean(top3)) if top3 else float("nan"),
         n_place_users=len(place),
         top1_place=float(np.mean(place)) if place else None,
+        n_location_only=location_only,
     )
 
 
 def category_usage(features: Sequence[UserFeatures]) -> tuple[np.ndarray, list[str]]:
-    """(N, A) app-category shares per user (rows sum to 1, or 0 without events)."""
-    names = sorted({c for f in features for c in f.app_categories})
+    """(N, A) category shares per user, A = the users' intents (``intent_shares``: app
+    categories, place categories for location-only users); rows sum to 1 for app users, 0
+    without events."""
+    names = sorted({c for f in features for c in f.intent_shares})
     index = {c: j for j, c in enumerate(names)}
     usage = np.zeros((len(features), len(names)))  # (N, A)
     for i, f in enumerate(features):
-        for c, share in f.category_shares.items():
+        for c, share in f.intent_shares.items():
             usage[i, index[c]] = share
     return usage, names
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uscope.data.schema import DataError
 from uscope.data.tensor import TensorConfig, build_tensors
 from uscope.recommend.strategies import CatalogueIndex, Query, Scored
 
@@ -40,13 +41,16 @@ class CompletionStrategy:
                              "be matched to a user's behaviour tensor")
         self.channel_names = names
         self.categories = [n[len(APP_PREFIX):] for n in names if n.startswith(APP_PREFIX)]
+        if not self.categories:
+            raise ValueError(f"the completion model has no app-category channels ({names}); "
+                             "the completion strategy ranks app categories")
 
     def tensor(self, history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(values (1, C, T, H, W), observed (1, T, H, W)) in the model's layout; events of
         categories the model has no channel for are left out."""
         cfg = self.model.cfg.dit
         shape = (1, cfg.channels, cfg.n_slots, cfg.height, cfg.width)
-        history = history[history["app_category"].isin(self.categories)]
+        history = history[history["app_category"].isin(self.categories)]  # app uses only
         if history.empty:
             return np.zeros(shape, np.float32), np.zeros((1, *shape[2:]), np.float32)
         config = TensorConfig(slot_minutes=self.slot_minutes, n_slots=cfg.n_slots,
@@ -62,6 +66,9 @@ class CompletionStrategy:
         if kind != "intent":
             raise ValueError("the completion strategy ranks intents (the app-category channels "
                              f"of the behaviour tensor), not {kind!r}")
+        if index.column(kind) != "app_category":
+            raise DataError("the completion strategy ranks app categories, and no event has "
+                            "an app (these intents are place categories)", field="app")
         values, observed = self.tensor(query.history)
         h = query.raw_embedding[None, :]  # (1, D) h_u as the model was trained on
         out = self.model.complete(values, observed, h, task=self.task, n_samples=self.n_samples,

@@ -6,9 +6,14 @@ Protocols (seed paper 000, RQ5 and Sec. 7.1.2):
   re-exported here with ``cutoff_time``). Everyone's profile is written from the
   history only, so nothing after the cut-off leaks into the ranking.
 - ``coldstart``: recommend apps from location history only. For held-out users the app
-  columns are hidden ("Unknown"); every profile is written from the location-only view of the
-  history (the source domain), and the targets are the held-out user's ``n_targets`` most used
-  apps (the items of "highest engagement frequency").
+  columns are removed (null: their events become place observations, never "Unknown" apps,
+  and events with no place are dropped); every profile is written from the location-only view
+  of the history (the source domain), and the targets are the held-out user's ``n_targets``
+  most used apps (the items of "highest engagement frequency", ``uses``-weighted). It needs
+  data with both apps and places.
+
+Location-only data (no app at all) is evaluated with ``novelty`` on kinds "place", "location"
+or "intent" (= place category); kind "app" raises naming the missing ``app`` field.
 Seeds resample the evaluated users (bootstrap; for ``coldstart`` they also choose who is held
 out), so the spread says how much the figures depend on which users were evaluated.
 """
@@ -21,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import UNKNOWN_CATEGORY, DataError, validate_events
+from uscope.data.items import item_counts, require_items
+from uscope.data.schema import DataError, has_places, validate_events
 from uscope.data.splits import cutoff_time, novelty_split, require_real
 from uscope.profile import ProfileSet, profile_users
 from uscope.recommend.metrics import ranking_metrics
@@ -54,11 +60,13 @@ class EvalConfig:
 
 
 def location_only(events: pd.DataFrame) -> pd.DataFrame:
-    """The source-domain view: places and times kept, apps hidden."""
-    hidden = events.copy()
-    hidden["app"] = UNKNOWN_CATEGORY
-    hidden["app_category"] = UNKNOWN_CATEGORY
-    return hidden
+    """The source-domain view: places and times kept, apps and their traffic removed (null,
+    not "Unknown": the events become place observations); events with no place are dropped."""
+    placed = (events["location_id"].notna() | events["location_category"].notna()
+              | events["latitude"].notna())
+    hidden = events[placed.to_numpy()].copy()
+    hidden[["app", "app_category", "traffic_bytes"]] = None
+    return validate_events(hidden, source="location_only")
 
 
 def _bootstrap(users: list[str], seed: int) -> list[str]:
@@ -108,21 +116,24 @@ def evaluate_recommendations(events: pd.DataFrame, config: EvalConfig | None = N
                                 **_score(recommender, sample, targets, config)})
         return pd.DataFrame(results)
 
-    if events["location_category"].isna().all():
-        raise DataError("the coldstart protocol needs locations (location_category)",
-                        field="location_category")
-    if profiles is None:
-        say(f"profiling location-only views of {events['user_id'].nunique()} users")
-        profiles = profile_users(location_only(events), backend=config.profile_backend)
+    require_items(events, "app")  # the targets are apps
+    if not has_places(events):
+        raise DataError("the coldstart protocol needs places (location_id, location_category "
+                        "or coordinates), and no event has one", field="location_id")
     everyone = sorted(events["user_id"].unique().tolist())
+    if profiles is None:
+        say(f"profiling location-only views of {len(everyone)} users")
+        profiles = profile_users(location_only(events), backend=config.profile_backend,
+                                 users=everyone)  # a user seen at no place: a cold start
     for seed in config.seeds:
         rng = np.random.default_rng(seed)
         held = set(rng.choice(everyone, size=max(1, int(len(everyone) * config.holdout_fraction)),
                               replace=False).tolist())
         hidden = events["user_id"].isin(held)
         visible = pd.concat([events[~hidden], location_only(events[hidden])], ignore_index=True)
-        targets = {user: set(rows["app"].value_counts().index[: config.n_targets])
+        targets = {user: set(item_counts(rows, "app").index[: config.n_targets])
                    for user, rows in events[hidden].groupby("user_id")}
+        targets = {user: items for user, items in targets.items() if items}
         users = sorted(targets)[: config.max_users]
         for name in config.strategies:
             recommender = Recommender(profiles, visible, name,

@@ -6,10 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import KIND_COLUMNS, UsageMatrix, item_column, known_items, used_items
+from uscope.data.items import (
+    KIND_COLUMNS,
+    UsageMatrix,
+    intent_column,
+    item_column,
+    known_items,
+    used_items,
+)
+from uscope.data.schema import require_times
 
-__all__ = ["CONTEXT_HOUR_SIGMA", "KIND_COLUMNS", "UsageMatrix", "context_weights", "item_column",
-           "known_items", "used_items"]
+__all__ = ["CONTEXT_HOUR_SIGMA", "KIND_COLUMNS", "UsageMatrix", "context_weights",
+           "intent_column", "item_column", "known_items", "used_items"]
 
 CONTEXT_HOUR_SIGMA = 2.0  # hours: width of the time-of-day context kernel
 
@@ -20,6 +28,7 @@ def context_weights(events: pd.DataFrame, hour: float | None = None,
     distance to `hour`, times `location_boost` for events at the `location` category."""
     weights = np.ones(len(events))
     if hour is not None:
+        require_times(events, "an hour context")
         hours = events["timestamp"].dt.hour.to_numpy() + events["timestamp"].dt.minute.to_numpy() / 60
         distance = np.abs(hours - hour)
         distance = np.minimum(distance, 24 - distance)

@@ -134,7 +134,7 @@ class LLMStrategy:
     def shortlist(self, index: CatalogueIndex, query: Query, kind: str) -> list[int]:
         """Catalogue indices of the candidates: the most popular items the user has not used
         (``uscope.tuning.llm_task.candidate_shortlist``, as in training)."""
-        return candidate_shortlist(index.matrix(kind), used_items(query.history, kind),
+        return candidate_shortlist(index.matrix(kind), index.used(query, kind),
                                    self.max_candidates)
 
     def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:

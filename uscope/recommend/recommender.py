@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import item_column, used_items
+from uscope.data.items import item_column
 from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
 from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query, unit_rows
@@ -114,10 +114,12 @@ class Recommender:
     def recommend(self, user_or_history: str | pd.DataFrame, kind: str = "app", k: int = 5,
                   novel_only: bool = True, explain: bool = False,
                   context: dict | None = None) -> list[Recommendation]:
-        """Top-`k` items of `kind` ("app", "location", "intent") for a user id or a history.
+        """Top-`k` items of `kind` ("app", "place", "location", "intent") for a user id or a
+        history.
 
         `context` may give ``hour`` (0-24) and ``location`` (a location category) to weight
-        usage observed in similar situations more.
+        usage observed in similar situations more. A kind the events hold no item of (e.g.
+        "app" on location-only data) raises a ``DataError`` naming the missing field.
         """
         item_column(kind)  # validates kind before any work
         if k < 1:
@@ -125,7 +127,7 @@ class Recommender:
         query = self._query(user_or_history, context)
         catalogue = self.index.matrix(kind).items
         scored = self.strategy.score(self.index, query, kind)
-        used = used_items(query.history, kind) if novel_only else set()
+        used = self.index.used(query, kind) if novel_only else set()
         candidates = [i for i in range(len(catalogue)) if catalogue[i] not in used]
         order = sorted(candidates, key=lambda i: (-scored.scores[i], catalogue[i]))[:k]
         items = [Recommendation(catalogue[i], float(scored.scores[i]),

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import UsageMatrix, used_items
+from uscope.data.items import UsageMatrix, item_column, used_items
 from uscope.recommend.items import context_weights
 
 
@@ -68,9 +68,20 @@ class CatalogueIndex:
     events: pd.DataFrame
     usage: dict[str, UsageMatrix] = field(default_factory=dict)  # kind -> users x items
 
+    def column(self, kind: str) -> str:
+        """The event column of `kind`, decided on the whole population (for "intent": app
+        categories, or place categories when no event is an app use)."""
+        return item_column(kind, self.events)
+
+    def used(self, query: Query, kind: str) -> set[str]:
+        """The items of `kind` the query user already used."""
+        return used_items(query.history, kind, self.column(kind))
+
     def matrix(self, kind: str) -> UsageMatrix:
+        """users x items of `kind`; raises naming the field when no event has such an item."""
         if kind not in self.usage:
-            self.usage[kind] = UsageMatrix.build(self.events, kind, users=self.user_ids)
+            self.usage[kind] = UsageMatrix.build(self.events, kind, users=self.user_ids,
+                                                 column=self.column(kind))
         return self.usage[kind]
 
 
@@ -128,7 +139,7 @@ class NeighboursStrategy:
         if self.profile_weight < 1.0:
             vectors, idf = self.usage_vectors(index, kind)
             items = index.matrix(kind).items
-            mine = np.isin(items, sorted(used_items(query.history, kind))).astype(float)
+            mine = np.isin(items, sorted(index.used(query, kind))).astype(float)
             usage = vectors @ unit_rows(mine * idf)
             similarity = self.profile_weight * similarity + (1 - self.profile_weight) * usage
         return similarity
@@ -152,7 +163,8 @@ class NeighboursStrategy:
             names = [index.user_ids[r] for r in rows]
             mine = index.events[index.events["user_id"].isin(names)].reset_index(drop=True)
             weights = context_weights(mine, query.hour, query.location)
-            usage = UsageMatrix.build(mine, kind, weights, users=names, items=full.items)
+            usage = UsageMatrix.build(mine, kind, weights, users=names, items=full.items,
+                                      column=index.column(kind))
         weight = np.clip(similarity, 0.0, None) ** self.alpha  # (M,) eq. N2
         adoption = usage.counts.copy()
         adoption.data = 1.0 - np.exp(-adoption.data)  # (M, n_items), saturating in the count

@@ -24,8 +24,11 @@ NORMALISATIONS = ("location", "joint")
 
 def contingency(events: pd.DataFrame, source: str = "events") -> pd.DataFrame:
     """Event counts, rows = location categories, columns = app categories (rows without a
-    place are left out)."""
-    placed = events[events["location_category"].notna()]
+    place, and place observations without an app, are left out)."""
+    if not events["app"].notna().any():
+        raise DataError("no event has an app; eq. 26 needs app-location pairs", source=source,
+                        field="app")
+    placed = events[events["location_category"].notna() & events["app"].notna()]
     if placed.empty:
         raise DataError("no event has a location_category; eq. 26 needs app-location pairs",
                         source=source, field="location_category")

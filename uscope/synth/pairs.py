@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import DataError, validate_events
+from uscope.data.schema import DataError, app_events, has_apps, validate_events
 from uscope.data.splits import require_real
 from uscope.profile.features import user_slices
 
@@ -68,6 +68,11 @@ def synthesis_input(events: pd.DataFrame, source: str, purpose: str
     the common entry check of synthesis and of its LM's training data."""
     events = validate_events(events, source=source)
     require_real(events, f"{source} ({purpose})")
+    if not has_apps(events):
+        raise DataError(f"{purpose} writes (app, place) pairs, and no event has an app (the "
+                        "events are place observations only; no app is ever invented)",
+                        source=source, field="app")
+    events = app_events(events).reset_index(drop=True)  # place observations make no pair
     check_serialisable(events, source)
     return events, user_slices(events)
 

@@ -20,7 +20,7 @@ from uscope.data.items import UsageMatrix
 from uscope.profile.prompting import load_template
 
 TEMPLATE = "recommend_v1"
-NOUNS = {"app": "app", "location": "kind of place", "intent": "kind of app"}
+NOUNS = {"app": "app", "place": "place", "location": "kind of place", "intent": "kind of app"}
 MAX_USED = 20  # items the user already uses, listed in the prompt (the first, sorted)
 NO_PROFILE = "(no profile)"
 

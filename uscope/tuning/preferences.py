@@ -8,8 +8,9 @@ profile of another user (the one whose app-category usage is least like this use
 "Consistent with H_u" is measured by the consistency score stated here:
 
     c(y | H_u) = R(y) - F(y),  in [-1, 1]
-    R(y) = |E_u ∩ M(y)| / |E_u|    evidence recall: E_u = the user's top-3 app categories and
-                                   top place (as in ``uscope.profile.quality.faithfulness``)
+    R(y) = |E_u ∩ M(y)| / |E_u|    evidence recall: E_u = the user's top-3 intents (app
+                                   categories; place categories for a location-only user) and
+                                   main place (as in ``uscope.profile.quality.faithfulness``)
     F(y) = |M(y) \\ U_u| / |M(y)|   false mentions: M(y) = category and place names of the
                                    population named in y, U_u = those the user actually used
 
@@ -57,18 +58,27 @@ def mentioned(text: str | None, names: Iterable[str]) -> set[str]:
     return found
 
 
+def _venues(f: UserFeatures) -> set[str]:
+    """Venue ids count as names only for location-only users, whose profiles name them (an app
+    user's base-station ids would match numbers such as percentages)."""
+    return set() if f.uses_apps else {v for v, _, _ in f.top_venues}
+
+
 def used_names(f: UserFeatures) -> set[str]:
-    """App categories and places with at least one event in the user's history."""
+    """App and place categories and places with at least one event in the user's history
+    (places beyond the top ones are known only where apps were used, as rows of C_u)."""
     categories = {c for c, n in zip(f.app_categories, f.C_u.sum(axis=0)) if n > 0}
     places = {p for p, n in zip(f.locations, f.C_u.sum(axis=1)) if n > 0}
+    places |= set(f.place_category_shares) | {p for p, _ in f.top_places} | _venues(f)
     return (categories | places) - {UNKNOWN_CATEGORY, NO_LOCATION}
 
 
 def evidence_names(f: UserFeatures) -> list[str]:
-    """E_u: the top-3 app categories and the top place."""
-    names = [c for c, _ in f.top_categories[:3]]
-    if f.top_places:
-        names.append(f.top_places[0][0])
+    """E_u: the top-3 intents (app categories, or place categories for a location-only user)
+    and the main place."""
+    names = [c for c, _ in f.top_intents[:3]]
+    if f.main_place is not None:
+        names.append(f.main_place)
     return names
 
 
@@ -76,7 +86,8 @@ def vocabulary(features: Iterable[UserFeatures]) -> set[str]:
     """Every category and place name of the population (what a profile could name)."""
     names: set[str] = set()
     for f in features:
-        names |= set(f.app_categories) | set(f.locations)
+        names |= set(f.app_categories) | set(f.locations) | set(f.place_category_shares)
+        names |= {p for p, _ in f.top_places} | _venues(f)
     return names - {UNKNOWN_CATEGORY, NO_LOCATION}
 
 

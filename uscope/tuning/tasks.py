@@ -80,14 +80,15 @@ def _history_lines(rows: pd.DataFrame, n: int) -> tuple[dict, ...]:
     lines = []
     for row in rows.tail(n).itertuples(index=False):
         place = row.location_category if isinstance(row.location_category, str) else None
-        lines.append({"when": row.timestamp.strftime("%a %H:%M"), "app": UserText(row.app),
-                      "category": UserText(row.app_category),
+        app = row.app if isinstance(row.app, str) else None  # None: a place observation
+        lines.append({"when": row.timestamp.strftime("%a %H:%M"),
+                      "app": UserText(app) if app else None,
+                      "category": UserText(row.app_category) if app else None,
                       "place": UserText(place) if place else None})
     return tuple(lines)
 
 
-def _after_counts(future: pd.DataFrame, kind: str) -> Mapping[str, pd.Series]:
-    column = item_column(kind)
+def _after_counts(future: pd.DataFrame, column: str) -> Mapping[str, pd.Series]:
     return {str(user): rows[column].astype(str).value_counts()
             for user, rows in future.groupby("user_id")}
 
@@ -112,11 +113,13 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
         if kind not in TASKS:
             raise ValueError(f"unknown task {kind!r}; choose from {sorted(TASKS)}")
         history, targets = novelty_split(mine, kind, cut)
-        if known_items(history, kind).empty:
+        column = item_column(kind, mine)  # decided on all the users' events
+        if known_items(history, kind, column).empty:
             built[kind], no_new[kind], no_hit[kind] = 0, len(users), 0
             continue
-        usage = UsageMatrix.build(history, kind, users=users)  # the llm strategy's catalogue
-        after = _after_counts(mine[mine["timestamp"] >= cut], kind)
+        usage = UsageMatrix.build(history, kind, users=users,  # the llm strategy's catalogue
+                                  column=column)
+        after = _after_counts(mine[mine["timestamp"] >= cut], column)
         rows_of = history.groupby("user_id").indices
         with_history = [u for u in users if u in rows_of]
         feats = dict(zip(with_history, iter_features(history, with_history, features)))
@@ -128,7 +131,7 @@ def build_cases(events: pd.DataFrame, users: Sequence[str],
             own = history.iloc[rows_of[user]]
             profile = (heuristic_profile(feats[user]) if profiles is None
                        else profiles.get(user, ""))
-            used = used_items(own, kind)
+            used = used_items(own, kind, column)
             candidates = [usage.items[i]
                           for i in candidate_shortlist(usage, used, max_candidates)]
             hits = [c for c in candidates if c in targets[user]]
