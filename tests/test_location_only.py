@@ -270,3 +270,13 @@ def test_real_frappe_is_untimed_and_weighted_by_uses(shared_data):
         novelty_split(events, "app", 0.5)
     rec = Recommender(profile_users(events), events, "popular")
     assert rec.recommend(users[0], kind="app", k=3)
+
+
+def test_prompts_call_place_category_intents_kinds_of_place():
+    from uscope.tuning.llm_task import item_noun, recommendation_prompt
+
+    assert item_noun("intent", "app_category") == "kind of app"
+    assert item_noun("intent", "location_category") == "kind of place"
+    text = recommendation_prompt("A commuter.", {"Food"}, "intent", ["Residence", "Event"],
+                                 column="location_category")
+    assert "kind of place" in text and "kind of app" not in text

@@ -7,7 +7,14 @@ from uscope.data.datasets import DatasetSpec, LoadedDataset, dataset_names, load
 from uscope.data.foursquare import read_foursquare
 from uscope.data.frappe import read_frappe
 from uscope.data.generic import read_events
-from uscope.data.items import KIND_COLUMNS, UsageMatrix, item_column, known_items, used_items
+from uscope.data.items import (
+    KIND_COLUMNS,
+    UsageMatrix,
+    intent_column,
+    item_column,
+    known_items,
+    used_items,
+)
 from uscope.data.locations import (
     LocationMap,
     cluster_gps_places,
@@ -57,6 +64,7 @@ __all__ = [
     "has_apps",
     "has_places",
     "has_times",
+    "intent_column",
     "item_column",
     "known_items",
     "load_dataset",

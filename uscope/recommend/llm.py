@@ -62,13 +62,17 @@ class LLMStrategy:
             self._model, self._tokenizer = load_instruct_lm(self.model_name, adapter=self.adapter)
         return self._model, self._tokenizer
 
-    def prompt_text(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
+    def prompt_text(self, query: Query, kind: str, candidates: list[str], profile: str,
+                    column: str | None = None) -> str:
         """The user message (``prompts/recommend_v1.j2``; also the prompt of the CoT training
-        examples, ``uscope.tuning.llm_task``)."""
-        return recommendation_prompt(profile, used_items(query.history, kind), kind, candidates)
+        examples, ``uscope.tuning.llm_task``). `column`: where `kind`'s items are, as decided
+        on the population (``CatalogueIndex.column``); None decides it on the history."""
+        used = used_items(query.history, kind, column)
+        return recommendation_prompt(profile, used, kind, candidates, column)
 
-    def prompt(self, query: Query, kind: str, candidates: list[str], profile: str) -> str:
-        text = self.prompt_text(query, kind, candidates, profile)
+    def prompt(self, query: Query, kind: str, candidates: list[str], profile: str,
+               column: str | None = None) -> str:
+        text = self.prompt_text(query, kind, candidates, profile, column)
         _, tokenizer = self.load()
         messages = [{"role": "user", "content": text}]
         return tokenizer.apply_chat_template(messages, tokenize=False,
@@ -144,7 +148,7 @@ class LLMStrategy:
         scores = np.full(len(catalogue), -np.inf)
         if not candidates:
             return Scored(scores)
-        prompt = self.prompt(query, kind, candidates, query.profile)
+        prompt = self.prompt(query, kind, candidates, query.profile, index.column(kind))
         scores[shortlist] = self.answer_logprobs(prompt, candidates)
         evidence = {i: f"model log-probability {scores[i]:.2f} as the answer"
                     for i in shortlist}

@@ -33,9 +33,18 @@ def candidate_shortlist(usage: UsageMatrix, used: Collection[str], limit: int) -
     return order[:limit]
 
 
+def item_noun(kind: str, column: str | None = None) -> str:
+    """How prompts name an item of `kind`; intents held by place categories (the Mobile
+    setting, ``uscope.data.items.intent_column``) are kinds of place, not of app."""
+    if kind == "intent" and column == "location_category":
+        return NOUNS["location"]
+    return NOUNS[kind]
+
+
 def recommendation_prompt(profile: str, used: Collection[str], kind: str,
-                          candidates: Sequence[str]) -> str:
-    """The user message for one (user, kind): the template rendered, ending in a newline."""
+                          candidates: Sequence[str], column: str | None = None) -> str:
+    """The user message for one (user, kind): the template rendered, ending in a newline.
+    `column`: the event column of `kind`'s items (decided on the population)."""
     context = {"profile": profile.strip() or NO_PROFILE, "used": sorted(used)[:MAX_USED],
-               "noun": NOUNS[kind], "candidates": list(candidates)}
+               "noun": item_noun(kind, column), "candidates": list(candidates)}
     return load_template(TEMPLATE).render_context(context).user + "\n"
