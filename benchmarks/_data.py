@@ -30,7 +30,13 @@ from typing import Any
 
 from _report import markdown_table, write_section
 
-from uscope.data.datasets import LoadedDataset, dataset_names, get_spec, load_dataset
+from uscope.data.datasets import (
+    DatasetSpec,
+    LoadedDataset,
+    dataset_names,
+    get_spec,
+    load_dataset,
+)
 from uscope.data.schema import DataError
 
 # What each benchmark needs (``DatasetSpec.fields``): alternatives, any one of which will do.
@@ -109,10 +115,12 @@ def _column_map(items: list[str]) -> dict[str, str]:
     return {schema: source for schema, _, source in pairs}
 
 
-def require(data: LoadedDataset, needs: tuple[str, ...] | list[str], what: str) -> None:
-    """Exit with one line naming the first field of ``needs`` the data lacks."""
+def require(data: LoadedDataset | DatasetSpec, needs: tuple[str, ...] | list[str],
+            what: str) -> None:
+    """Exit with one line naming the first field of ``needs`` the data (or spec) lacks."""
+    spec = data.spec if isinstance(data, LoadedDataset) else data
     try:
-        data.spec.require(tuple(needs), what)
+        spec.require(tuple(needs), what)
     except DataError as exc:
         fail(exc.reason, EXIT_LACKS_FIELD)
 
@@ -124,10 +132,7 @@ def load_named(name: str, needs: tuple[str, ...] | list[str], what: str, *,
     that it has ``needs``; keep its first ``max_users`` users by id."""
     spec = get_spec(name)
     if name != GENERIC:  # a registered spec says its fields before anything is read
-        try:
-            spec.require(tuple(needs), what)
-        except DataError as exc:
-            fail(exc.reason, EXIT_LACKS_FIELD)
+        require(spec, needs, what)
     try:
         data = load_dataset(name, path, **options)
     except (DataError, FileNotFoundError) as exc:

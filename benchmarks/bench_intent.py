@@ -33,7 +33,7 @@ from _data import (
 from _intent_deploy import deployment
 from _intent_report import ablation_budget, bar_verdicts, render
 
-from generative.conditioning import MISSING_POLICIES, align_embeddings, load_profiles
+from generative.conditioning import MISSING_POLICIES, align_embeddings
 from generative.intent import (
     HONOR,
     MOBILE,
@@ -60,6 +60,7 @@ from generative.intent import (
     validation_protocol,
 )
 from generative.intent.metrics import METRIC_NAMES
+from uscope.profile import ProfileSet
 
 SETTINGS = {"honor": (HONOR, INTENT_NEEDS["honor"]),
             "mobile": (MOBILE, INTENT_NEEDS["mobile"])}
@@ -189,7 +190,7 @@ def user_embeddings(args, data) -> torch.Tensor | None:
     """h_u of ``--profiles`` in the protocol's user order (None without it)."""
     if args.profiles is None:
         return None
-    h = align_embeddings(load_profiles(args.profiles), data.seqs.user_ids,
+    h = align_embeddings(ProfileSet.load(args.profiles), data.seqs.user_ids,
                          missing=args.missing_profiles, source=str(args.profiles))
     return torch.from_numpy(h)
 

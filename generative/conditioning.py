@@ -15,7 +15,6 @@ profiled users (a population prior; the number of such users is reported by the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from os import PathLike
 
 import numpy as np
 
@@ -23,11 +22,6 @@ from uscope.data.schema import DataError
 from uscope.profile.profileset import ProfileSet
 
 MISSING_POLICIES = ("error", "mean")
-
-
-def load_profiles(path: str | PathLike) -> ProfileSet:
-    """A saved ``ProfileSet`` (parquet written by ``ProfileSet.save`` / ``uscope profile``)."""
-    return ProfileSet.load(path)
 
 
 def missing_users(profiles: ProfileSet, user_ids: Sequence[str]) -> list[str]:
@@ -69,4 +63,4 @@ def align_embeddings(profiles: ProfileSet, user_ids: Sequence[str], missing: str
     return out.astype(np.float32)                                   # (N, D)
 
 
-__all__ = ["MISSING_POLICIES", "align_embeddings", "load_profiles", "missing_users"]
+__all__ = ["MISSING_POLICIES", "align_embeddings", "missing_users"]

@@ -89,9 +89,10 @@ def user_embeddings(config: dict, data, model=None) -> torch.Tensor | None:
         if model is not None and model.config.user_embedding_dim > 0:
             raise SystemExit("this model conditions on h_u: set profiles: PATH (a ProfileSet)")
         return None
-    from generative.conditioning import align_embeddings, load_profiles
+    from generative.conditioning import align_embeddings
+    from uscope.profile import ProfileSet
 
-    h = align_embeddings(load_profiles(config["profiles"]), data.seqs.user_ids,
+    h = align_embeddings(ProfileSet.load(config["profiles"]), data.seqs.user_ids,
                          missing=config.get("missing_profiles", "error"),
                          source=str(config["profiles"]))
     print(f"h_u of {h.shape[0]} users from {config['profiles']} ({h.shape[1]}-d)")

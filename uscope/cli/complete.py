@@ -77,9 +77,10 @@ def _user_embeddings(model, bt, profiles: Path | None, missing: str, embeddings:
     import numpy as np
 
     if profiles is not None:
-        from generative.conditioning import align_embeddings, load_profiles, missing_users
+        from generative.conditioning import align_embeddings, missing_users
+        from uscope.profile import ProfileSet
 
-        profile_set = load_profiles(profiles)
+        profile_set = ProfileSet.load(profiles)
         h = align_embeddings(profile_set, bt.user_ids, missing=missing, source=str(profiles))
         filled = missing_users(profile_set, bt.user_ids)
         typer.echo(f"h_u of {len(bt.user_ids) - len(filled)} users from {profiles}"

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from uscope.cli import app
-from uscope.cli.data import read_any
+from uscope.cli.data import _fail, read_any
 
 intent_app = typer.Typer(help="PITuning next-intent prediction (event = app, intent = "
                               "category, or place / place category).", no_args_is_help=True)
@@ -101,20 +101,17 @@ def _user_embeddings(profiles: Path | None, missing: str, user_ids: list[str]):
     """h_u (U, D) of ``user_ids`` from a ProfileSet, by user id (exit 2 naming what is wrong)."""
     import torch
 
-    from generative.conditioning import MISSING_POLICIES, align_embeddings, load_profiles
+    from generative.conditioning import MISSING_POLICIES, align_embeddings
     from uscope.data import DataError
-
-    def fail(message: str) -> None:
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2)
+    from uscope.profile import ProfileSet
 
     if profiles is None:
-        fail("this model conditions on h_u: pass --profiles PATH (a ProfileSet)")
+        _fail("this model conditions on h_u: pass --profiles PATH (a ProfileSet)")
     if missing not in MISSING_POLICIES:
-        fail(f"--missing-profiles must be one of {', '.join(MISSING_POLICIES)}")
+        _fail(f"--missing-profiles must be one of {', '.join(MISSING_POLICIES)}")
     try:
-        h = align_embeddings(load_profiles(profiles), user_ids, missing=missing,
+        h = align_embeddings(ProfileSet.load(profiles), user_ids, missing=missing,
                              source=str(profiles))
     except (DataError, FileNotFoundError) as exc:
-        fail(str(exc))
+        _fail(str(exc))
     return torch.from_numpy(h)

@@ -28,13 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uscope.data.parsing import (
-    check_member,
-    check_nonempty,
-    check_number,
-    finish_read,
-    read_table,
-)
+from uscope.data.parsing import finish_read, read_table
 from uscope.data.schema import DataError, ReadReport, validate_events
 
 FOURSQUARE_COLUMNS = ["tid", "label", "lat", "lon", "day", "hour", "poi", "category", "price",
@@ -57,14 +51,14 @@ class FoursquareData:
 def _read_file(path: Path, errors: str, report: ReadReport,
                rejects_path: str | Path | None) -> pd.DataFrame:
     table, checker = read_table(path, FOURSQUARE_COLUMNS)
-    check_nonempty(checker, "poi")
+    checker.nonempty("poi")
     tid = checker.integer("tid", minimum=0)
     label = checker.integer("label", minimum=0)
-    lat = check_number(checker, "lat", low=-90.0, high=90.0)
-    lon = check_number(checker, "lon", low=-180.0, high=180.0)
-    day = check_member(checker, "day", WEEKDAYS, "weekday name")
+    lat = checker.number("lat", low=-90.0, high=90.0)
+    lon = checker.number("lon", low=-180.0, high=180.0)
+    day = checker.member("day", WEEKDAYS, "weekday name")
     hour = checker.integer("hour", minimum=0, maximum=23)
-    category = check_member(checker, "category", CATEGORIES, "Foursquare category")
+    category = checker.member("category", CATEGORIES, "Foursquare category")
     ok = finish_read(checker, errors, report, rejects_path)
     return pd.DataFrame({
         "tid": tid, "user_id": label.astype(str), "latitude": lat, "longitude": lon,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from uscope.data.parsing import check_member, check_nonempty, finish_read, read_table
+from uscope.data.parsing import finish_read, read_table
 from uscope.data.schema import UNKNOWN_CATEGORY, ReadReport, validate_events
 
 FRAPPE_COLUMNS = ["user", "item", "cnt", "daytime", "weekday", "isweekend", "homework", "cost",
@@ -51,7 +51,7 @@ def app_labels(meta: pd.DataFrame) -> pd.Series:
 
 def read_meta(path: str | Path, errors: str = "raise") -> tuple[pd.DataFrame, ReadReport]:
     table, checker = read_table(path, META_COLUMNS, sep="\t")
-    check_nonempty(checker, "item")
+    checker.nonempty("item")
     checker.integer("item", minimum=0)
     report = ReadReport(str(path))
     ok = finish_read(checker, errors, report, None)
@@ -82,12 +82,12 @@ def read_frappe(directory: str | Path, *, errors: str = "raise",
     apps, _ = read_meta(directory / "meta.csv", errors="raise")
     path = directory / "frappe.csv"
     table, checker = read_table(path, FRAPPE_COLUMNS, sep="\t")
-    check_nonempty(checker, "user", *CONTEXT_FIELDS)
+    checker.nonempty("user", *CONTEXT_FIELDS)
     checker.integer("user", minimum=0)
-    item = check_member(checker, "item", apps.index, "app id (not in meta.csv)")
+    item = checker.member("item", apps.index, "app id (not in meta.csv)")
     cnt = checker.integer("cnt", minimum=1)
-    check_member(checker, "daytime", DAYTIMES, "daytime bucket")
-    check_member(checker, "weekday", WEEKDAYS, "weekday")
+    checker.member("daytime", DAYTIMES, "daytime bucket")
+    checker.member("weekday", WEEKDAYS, "weekday")
     report = ReadReport(str(path))
     ok = finish_read(checker, errors, report, rejects_path)
 

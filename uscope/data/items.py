@@ -77,13 +77,18 @@ def used_items(events: pd.DataFrame, kind: str, column: str | None = None) -> se
     return set(known_items(events, kind, column).unique())
 
 
+def ranked_counts(values: pd.Series, weights: np.ndarray) -> pd.Series:
+    """Weighted counts of the non-null values, most first (ties by name)."""
+    known = values.notna().to_numpy()
+    counts = pd.Series(np.asarray(weights, dtype=np.float64)[known],
+                       index=values[known].astype(str).to_numpy()).groupby(level=0).sum()
+    return counts.loc[sorted(counts.index, key=lambda v: (-counts[v], v))]
+
+
 def item_counts(events: pd.DataFrame, kind: str, column: str | None = None) -> pd.Series:
     """Uses of each known item of `kind` (``uses``-weighted), most used first (ties by name)."""
     values = known_items(events, kind, column)
-    weights = use_counts(events.loc[values.index]) if len(values) else np.zeros(0)
-    counts = pd.Series(weights, index=values.to_numpy()).groupby(level=0).sum()
-    order = sorted(counts.index, key=lambda item: (-counts[item], item))
-    return counts.loc[order]
+    return ranked_counts(values, use_counts(events.loc[values.index]))
 
 
 @dataclass

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.netfp_names import APPS_EN, CATEGORIES_EN
-from uscope.data.parsing import RowChecker, check_errors_mode, read_text, split_fields, split_lines
-from uscope.data.schema import DataError, ReadReport, validate_events
+from uscope.data.parsing import check_errors_mode, finish_read, read_table
+from uscope.data.schema import ReadReport, validate_events
 
 NETFP_COLUMNS = ["id", "hour", "app", "app_cat", "times"]
 DEFAULT_DATE = "2017-01-17"
@@ -35,29 +35,14 @@ def read_netfp(path: str | Path, *, date: str = DEFAULT_DATE, encoding: str = "g
     ``DataError`` naming the line and field, or with ``errors='lenient'`` is set aside, written
     to ``rejects_path`` when given, and counted in the report.
     """
-    mode = check_errors_mode(errors)
+    check_errors_mode(errors)
     path = Path(path)
-    text = read_text(path, encoding=encoding)
-    lines, numbers = split_lines(text)
-    if len(lines) == 0:
-        raise DataError("empty file: expected the header " + ",".join(NETFP_COLUMNS),
-                        source=str(path), line=1)
-    header = [h.strip().lstrip("\ufeff") for h in lines.iloc[0].split(",")]
-    if header != NETFP_COLUMNS:
-        raise DataError(f"header must be {','.join(NETFP_COLUMNS)}, got {lines.iloc[0]!r}",
-                        source=str(path), line=1, field="header")
-    table = split_fields(lines.iloc[1:].reset_index(drop=True), NETFP_COLUMNS, sep=",")
-    checker = RowChecker(str(path), table, numbers[1:])
-    checker.field_count(NETFP_COLUMNS)
-    for name in ("id", "app", "app_cat"):
-        checker.fail(table[name].fillna("").str.strip().eq("").to_numpy(), name, "empty value")
+    table, checker = read_table(path, NETFP_COLUMNS, encoding=encoding)
+    checker.nonempty("id", "app", "app_cat")
     hours = checker.integer("hour", minimum=0, maximum=23)
     times = checker.integer("times", minimum=1)
     report = ReadReport(str(path))
-    ok = checker.finish(mode, report)
-    report.check_balanced()
-    if rejects_path is not None:
-        report.write_rejects(rejects_path)
+    ok = finish_read(checker, errors, report, rejects_path)
 
     counts = times[ok]
     rows = np.repeat(np.arange(int(ok.sum())), counts)  # one event per use

@@ -111,6 +111,40 @@ class RowChecker:
             self.fail(arr > maximum, name, f"must be <= {maximum}")
         return arr
 
+    def number(self, name: str, *, low: float | None = None,
+               high: float | None = None) -> np.ndarray:
+        """Parse a field as floats, failing rows that are not numbers or lie outside
+        [low, high]."""
+        values = pd.to_numeric(self.table[name].fillna("").str.strip(), errors="coerce")
+        arr = values.to_numpy(dtype=np.float64)
+        self.fail(np.isnan(arr), name, "not a number")
+        finite = np.nan_to_num(arr)
+        if low is not None:
+            self.fail(finite < low, name, f"outside [{low}, {high}]")
+        if high is not None:
+            self.fail(finite > high, name, f"outside [{low}, {high}]")
+        return arr
+
+    def nonempty(self, *names: str) -> None:
+        """Fail rows whose field is empty (or blank)."""
+        for name in names:
+            self.fail(self.table[name].fillna("").str.strip().eq("").to_numpy(), name,
+                      "empty value")
+
+    def member(self, name: str, allowed, what: str) -> pd.Series:
+        """Fail rows whose (stripped) field is not among `allowed` ("unknown <what>")."""
+        values = self.table[name].fillna("").str.strip()
+        self.fail(~values.isin(list(allowed)).to_numpy(), name, f"unknown {what}")
+        return values
+
+    def timestamp(self, name: str, fmt: str, pattern: str) -> np.ndarray:
+        """Parse a field as local times in `fmt`, failing rows that do not match `pattern`."""
+        text = self.table[name].fillna("").astype(str).str.strip()
+        stamps = pd.to_datetime(text.where(text.str.fullmatch(pattern), None), format=fmt,
+                                errors="coerce")
+        self.fail(stamps.isna().to_numpy(), name, f"not a valid time ({fmt})")
+        return stamps.to_numpy()
+
     def finish(self, errors: Errors, report: ReadReport) -> np.ndarray:
         """Raise on the first bad row (strict) or record rejections (lenient); return ok mask."""
         ok = self.ok
@@ -159,33 +193,6 @@ def read_table(path: str | Path, columns: list[str], *, sep: str = ",",
     return table, checker
 
 
-def check_number(checker: RowChecker, name: str, *, low: float | None = None,
-                 high: float | None = None) -> np.ndarray:
-    """Parse a field as floats, failing rows that are not numbers or lie outside [low, high]."""
-    values = pd.to_numeric(checker.table[name].fillna("").str.strip(), errors="coerce")
-    arr = values.to_numpy(dtype=np.float64)
-    checker.fail(np.isnan(arr), name, "not a number")
-    finite = np.nan_to_num(arr)
-    if low is not None:
-        checker.fail(finite < low, name, f"outside [{low}, {high}]")
-    if high is not None:
-        checker.fail(finite > high, name, f"outside [{low}, {high}]")
-    return arr
-
-
-def check_nonempty(checker: RowChecker, *names: str) -> None:
-    for name in names:
-        checker.fail(checker.table[name].fillna("").str.strip().eq("").to_numpy(), name,
-                     "empty value")
-
-
-def check_member(checker: RowChecker, name: str, allowed, what: str) -> pd.Series:
-    """Fail rows whose (stripped) field is not among `allowed` ("unknown <what>")."""
-    values = checker.table[name].fillna("").str.strip()
-    checker.fail(~values.isin(list(allowed)).to_numpy(), name, f"unknown {what}")
-    return values
-
-
 def finish_read(checker: RowChecker, errors: str, report: ReadReport,
                 rejects_path: str | Path | None) -> np.ndarray:
     """Strict raise or lenient set-aside for one file; balanced counts; rejects side file."""
@@ -195,11 +202,3 @@ def finish_read(checker: RowChecker, errors: str, report: ReadReport,
         report.write_rejects(rejects_path)
     return ok
 
-
-def check_timestamp(checker: RowChecker, name: str, fmt: str, pattern: str) -> np.ndarray:
-    """Parse a field as local times in `fmt`, failing rows that do not match `pattern`."""
-    text = checker.table[name].fillna("").astype(str).str.strip()
-    stamps = pd.to_datetime(text.where(text.str.fullmatch(pattern), None), format=fmt,
-                            errors="coerce")
-    checker.fail(stamps.isna().to_numpy(), name, f"not a valid time ({fmt})")
-    return stamps.to_numpy()

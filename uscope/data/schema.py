@@ -182,10 +182,9 @@ def validate_events(frame: pd.DataFrame, source: str = "<events>") -> pd.DataFra
     if few.any():
         row = int(np.flatnonzero(few.to_numpy())[0])
         raise DataError("uses must be >= 1", source=source, line=row, field="uses")
-    neither = (frame["app"].isna() & frame["location_id"].isna()
-               & frame["location_category"].isna() & frame["latitude"].isna())
+    neither = frame["app"].isna().to_numpy() & ~recorded_place(frame)
     if neither.any():
-        row = int(np.flatnonzero(neither.to_numpy())[0])
+        row = int(np.flatnonzero(neither)[0])
         raise DataError("event has neither an app nor a place", source=source, line=row,
                         field="app")
     negative = frame["traffic_bytes"].fillna(0) < 0
@@ -212,10 +211,15 @@ def has_apps(frame: pd.DataFrame) -> bool:
     return bool(frame["app"].notna().any())
 
 
+def recorded_place(frame: pd.DataFrame) -> np.ndarray:
+    """(n,) bool: the event records a place (an id, a category or coordinates)."""
+    return (frame["location_id"].notna() | frame["location_category"].notna()
+            | frame["latitude"].notna()).to_numpy()
+
+
 def has_places(frame: pd.DataFrame) -> bool:
     """Whether any event of the table records a place (an id, a category or coordinates)."""
-    return bool((frame["location_id"].notna() | frame["location_category"].notna()
-                 | frame["latitude"].notna()).any())
+    return bool(recorded_place(frame).any())
 
 
 def has_times(frame: pd.DataFrame) -> bool:

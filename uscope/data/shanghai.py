@@ -23,14 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from uscope.data.locations import LocationMap, fit_location_categories
-from uscope.data.parsing import (
-    check_member,
-    check_nonempty,
-    check_number,
-    check_timestamp,
-    finish_read,
-    read_table,
-)
+from uscope.data.parsing import finish_read, read_table
 from uscope.data.schema import DataError, ReadReport, validate_events
 
 SAMPLE_COLUMNS = ["user_id", "time", "location", "app_id", "app_cate_id", "traffic",
@@ -66,8 +59,8 @@ def read_stations(path: str | Path, errors: str = "raise", report: ReadReport | 
     columns = _poi_columns(path)
     _, checker = read_table(path, columns)
     ids = checker.integer("base_id", minimum=0)
-    lat = check_number(checker, "latitude", low=-90.0, high=90.0)
-    lon = check_number(checker, "longitude", low=-180.0, high=180.0)
+    lat = checker.number("latitude", low=-90.0, high=90.0)
+    lon = checker.number("longitude", low=-180.0, high=180.0)
     counts = {c[4:]: checker.integer(c, minimum=0) for c in columns[4:]}
     checker.fail(pd.Series(ids).duplicated().to_numpy(), "base_id", "duplicate station id")
     ok = finish_read(checker, errors, report or ReadReport(str(path)), rejects_path)
@@ -85,7 +78,7 @@ def read_app_table(directory: Path) -> pd.DataFrame:
     apps, app_checker = read_table(directory / "app.csv",
                                    ["app_id", "app_cate_id", "app_cate_name"])
     app_ids = app_checker.integer("app_id", minimum=0)
-    check_member(app_checker, "app_cate_id", names, "category id (not in category.csv)")
+    app_checker.member("app_cate_id", names, "category id (not in category.csv)")
     finish_read(app_checker, "raise", ReadReport(str(directory / "app.csv")), None)
     category_id = apps["app_cate_id"].str.strip().to_numpy()
     return pd.DataFrame({"category_id": category_id,
@@ -110,11 +103,11 @@ def read_shanghai_sample(directory: str | Path, *, n_location_categories: int = 
     apps = read_app_table(directory)
     path = directory / "data_sample.csv"
     table, checker = read_table(path, SAMPLE_COLUMNS)
-    check_nonempty(checker, "user_id")
-    stamps = check_timestamp(checker, "time", "%Y%m%d%H%M%S", r"\d{14}")
-    station = check_member(checker, "location", stations.index, "station id (not in "
+    checker.nonempty("user_id")
+    stamps = checker.timestamp("time", "%Y%m%d%H%M%S", r"\d{14}")
+    station = checker.member("location", stations.index, "station id (not in "
                                                                 "location.csv)")
-    app = check_member(checker, "app_id", apps.index, "app id (not in app.csv)")
+    app = checker.member("app_id", apps.index, "app id (not in app.csv)")
     stated = checker.table["app_cate_id"].fillna("").str.strip()
     checker.fail((stated != app.map(apps["category_id"])).to_numpy(), "app_cate_id",
                  "contradicts app.csv")

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.locations import cluster_gps_places
-from uscope.data.parsing import check_nonempty, check_number, finish_read, read_table
+from uscope.data.parsing import finish_read, read_table
 from uscope.data.schema import UNKNOWN_CATEGORY, ReadReport, validate_events
 
 APP_COLUMNS = ["userId", "timestamp", "device", "RUNNING_TASKS_topActivity_mPackage",
@@ -96,7 +96,7 @@ def foreground_uses(snapshots: pd.DataFrame, gap_minutes: float = 60.0) -> pd.Da
 def _read_apps(path: Path, errors: str, report: ReadReport,
                rejects_path: str | Path | None) -> pd.DataFrame:
     table, checker = read_table(path, APP_COLUMNS)
-    check_nonempty(checker, "userId", "RUNNING_TASKS_topActivity_mPackage")
+    checker.nonempty("userId", "RUNNING_TASKS_topActivity_mPackage")
     seconds = checker.integer("timestamp", minimum=0)
     ok = finish_read(checker, errors, report, rejects_path)
     return pd.DataFrame({
@@ -110,9 +110,9 @@ def _read_gps(path: Path, user: str | None, errors: str, report: ReadReport,
     columns = (["userId", "timestamp"] if user is None else ["time"]) + GPS_FIELDS
     table, checker = read_table(path, columns, extra_trailing_field=user is not None)
     seconds = checker.integer(columns[1] if user is None else "time", minimum=0)
-    lat = check_number(checker, "latitude", low=-90.0, high=90.0)
-    lon = check_number(checker, "longitude", low=-180.0, high=180.0)
-    accuracy = check_number(checker, "accuracy", low=0.0)
+    lat = checker.number("latitude", low=-90.0, high=90.0)
+    lon = checker.number("longitude", low=-180.0, high=180.0)
+    accuracy = checker.number("accuracy", low=0.0)
     ok = finish_read(checker, errors, report, rejects_path)
     users = _user(table["userId"]) if user is None else pd.Series(user, index=table.index)
     return pd.DataFrame({"user_id": users, "seconds": seconds, "latitude": lat,

@@ -31,7 +31,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from uscope.data.schema import DataError, has_apps, require_times, use_counts, validate_events
+from uscope.data.schema import (
+    DataError,
+    has_apps,
+    recorded_place,
+    require_times,
+    use_counts,
+    validate_events,
+)
 
 UNKNOWN_PLACE = "Unknown place"
 ANYWHERE = "anywhere"
@@ -168,12 +175,6 @@ def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
     row, col = height - 1 - bins(lat, height), bins(lon, width)  # north at the top
     names = [f"r{r}c{c}" for r in range(height) for c in range(width)]
     return row * width + col, names, (height, width)
-
-
-def recorded_place(events: pd.DataFrame) -> np.ndarray:
-    """(n,) bool: the event records a place (an id, a category or coordinates)."""
-    return (events["location_id"].notna() | events["location_category"].notna()
-            | events["latitude"].notna()).to_numpy()
 
 
 def _category_channels(events: pd.DataFrame, config: TensorConfig

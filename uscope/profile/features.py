@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from uscope.data.items import ranked_counts
 from uscope.data.schema import UNKNOWN_CATEGORY, DataError, use_counts
 
 NO_LOCATION = "(no location recorded)"
@@ -214,20 +215,12 @@ def _top(labels: Sequence[str], weights: np.ndarray, k: int, exclude: str) -> li
     return pairs[:k]
 
 
-def _ranked(values: pd.Series, weights: np.ndarray) -> pd.Series:
-    """Weighted counts of the non-null values, most first (ties by name)."""
-    known = values.notna().to_numpy()
-    counts = pd.Series(weights[known], index=values[known].astype(str).to_numpy())
-    counts = counts.groupby(level=0).sum()
-    return counts.loc[sorted(counts.index, key=lambda v: (-counts[v], v))]
-
-
 def _venues(used: pd.DataFrame, weights: np.ndarray, total: float, k: int
             ) -> list[tuple[str, float, str | None]]:
     """Top place ids with their share and most frequent category (ids finer than categories)."""
     if used["location_id"].isna().all() or used["location_category"].isna().all():
         return []
-    counts = _ranked(used["location_id"], weights).iloc[:k]
+    counts = ranked_counts(used["location_id"], weights).iloc[:k]
     placed = used[used["location_id"].isin(counts.index) & used["location_category"].notna()]
     category = placed.groupby("location_id")["location_category"].agg(
         lambda c: c.value_counts().index[0])
@@ -250,9 +243,9 @@ def user_features(user_id: str, history: pd.DataFrame, config: FeatureConfig | N
     categories = used["app_category"].fillna(UNKNOWN_CATEGORY)[is_app]
     locations, cats, C_u = cooccurrence(places[is_app].tolist(), categories.tolist(),
                                         weights[is_app])
-    app_counts = _ranked(used["app"], weights)
-    place_counts = _ranked(places.where(has_location), weights)
-    place_cats = _ranked(used["location_category"], weights)
+    app_counts = ranked_counts(used["app"], weights)
+    place_counts = ranked_counts(places.where(has_location), weights)
+    place_cats = ranked_counts(used["location_category"], weights)
     app_total = float(weights[is_app].sum())
     n_used = len(used)
     return UserFeatures(

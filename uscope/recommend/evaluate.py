@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from uscope.data.items import item_counts, require_items
-from uscope.data.schema import DataError, has_places, validate_events
+from uscope.data.schema import DataError, has_places, recorded_place, validate_events
 from uscope.data.splits import cutoff_time, novelty_split, require_real
 from uscope.profile import ProfileSet, profile_users
 from uscope.recommend.metrics import ranking_metrics
@@ -62,9 +62,7 @@ class EvalConfig:
 def location_only(events: pd.DataFrame) -> pd.DataFrame:
     """The source-domain view: places and times kept, apps and their traffic removed (null,
     not "Unknown": the events become place observations); events with no place are dropped."""
-    placed = (events["location_id"].notna() | events["location_category"].notna()
-              | events["latitude"].notna())
-    hidden = events[placed.to_numpy()].copy()
+    hidden = events[recorded_place(events)].copy()
     hidden[["app", "app_category", "traffic_bytes"]] = None
     return validate_events(hidden, source="location_only")
 
