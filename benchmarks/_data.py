@@ -51,9 +51,9 @@ NEEDS: dict[str, list[tuple[str, ...]]] = {
     "bench_intent": list(INTENT_NEEDS.values()),
     "bench_intent_device": list(INTENT_NEEDS.values()),
     "bench_intent_longtail": list(INTENT_NEEDS.values()),
-    "bench_recommend": [("times",)],             # the item kinds the data has
+    "bench_recommend": [()],                     # the item kinds the data has
     "bench_recommend_completion": [("apps", "times")],
-    "validate_recommend": [("times", "apps")],   # default --kinds app intent
+    "validate_recommend": [()],                  # the protocols the data supports
     "bench_llm_scoring": [("apps",)],            # default --kinds intent app
     "bench_synth": [("apps", "places", "place_categories", "times")],
     "bench_tuning": [("apps", "place_categories", "times")],

@@ -1,15 +1,21 @@
-"""Novelty recommendation: quality of every strategy side by side, and latency.
+"""Novelty recommendation: every strategy and the collaborative-filtering anchors side by side
+on the test users of a dataset, with paired differences, and the speed of the API.
 
-- a registered dataset (default: the real netfp data), novelty protocol (the later part of
-  the time span is hidden), for each item kind the data has (``--kinds``; netfp: apps and
-  intents);
-- the llm strategy (bundled SmolLM2-135M, no fine-tuning) on a subset of users, next to the
-  others on the same subset;
-- the cold-start protocol (apps recommended from location history only) on
-  ``--coldstart-dataset`` (default: a SIMULATED population; it needs apps and places);
-- latency of one call (known user, unseen history) and batch throughput.
+The protocols are those the dataset supports (``_recommend_cases.py``: leave-20%-out and cold
+users with 1/3/5 known items on untimed Frappe, each user's later weeks on Foursquare NYC and
+StudentLife, one global cut-off on netfp's day, apps from location history where the data has
+both). Only the *test* half of the users is evaluated (``split_users`` seed 0); every default
+was chosen on the validation half (``validate_recommend.py``, BENCHMARKS
+``recommend-validation``). Each seed redraws what is hidden (or, for the time protocols,
+resamples the users).
 
-Run: python benchmarks/bench_recommend.py [--dataset netfp] [--seeds 3] [--llm-users 30]
+The anchors: ``itemknn``, ``userknn`` (cosine), ``ease`` (EASE^R, Steck 2019) and ``als`` /
+``bpr`` from the maintained library implicit. The default strategy is ``hybrid`` (eq. H1-H3).
+With ``--speed`` (default on the default dataset): fit time, per-call latency and
+``recommend_batch`` throughput on this dataset and on a SIMULATED 1,000 users x 4,000 items
+catalogue.
+
+Run: python benchmarks/bench_recommend.py [--dataset frappe] [--seeds 3] [--kinds app ...]
 """
 
 from __future__ import annotations
@@ -23,142 +29,168 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import (
-    NEEDS,
-    add_dataset_args,
-    kind_needs,
-    load_for_benchmark,
-    parse_args,
-    quick_banner,
-    registered,
-    report,
-    require,
-)
+from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
+from _recommend_cases import dataset_kinds, recommend_cases
 from _report import markdown_table
 
-from uscope.data import DataError, cutoff_time, novelty_split
+from uscope.data import validate_events
+from uscope.data.schema import has_times
 from uscope.profile import profile_users
 from uscope.recommend import Recommender
-from uscope.recommend.evaluate import EvalConfig, evaluate_recommendations, location_only, summarise
+from uscope.recommend.evaluate import EvalConfig, Evaluation, run_evaluation, summarise
+from uscope.recommend.hybrid import HybridStrategy
+from uscope.recommend.recommender import DEFAULT
 
-COLDSTART_NEEDS = ("apps", "places")
-KINDS = ("app", "place", "location", "intent")
-QUICK = {"seeds": 1, "llm_users": 0, "sim_users": 30}  # the llm path: bench_llm_scoring
-SHOWN = ["users", "Recall@1", "Recall@3", "Recall@5", "NDCG@3", "NDCG@5", "MRR@5", "accuracy"]
+STRATEGIES = ("popular", "neighbours", "itemknn", "userknn", "ease", "als", "bpr", "hybrid")
+QUICK = {"seeds": 1, "max_eval_users": 60}
+SHOWN = ["users", "Recall@5", "Recall@10", "Recall@20", "NDCG@5", "NDCG@10", "NDCG@20",
+         "MRR@10", "coverage@10", "popularity@10"]
+LIBRARY = ("als", "bpr")  # the maintained-library models (implicit)
 
 
-def table(results: pd.DataFrame, label: str) -> str:
+def table(evaluation: Evaluation) -> str:
+    results = evaluation.results
     summary = summarise(results)
     summary.insert(0, "users", results.groupby("strategy", sort=False)["users"].first())
     rows = [{"strategy": name, **row} for name, row in summary[SHOWN].iterrows()]
-    paired = ""
-    if {"popular", "neighbours"} <= set(results["strategy"]):
-        by = results.pivot(index="seed", columns="strategy")
-        diffs = {m: by[m]["neighbours"] - by[m]["popular"] for m in ("Recall@5", "NDCG@5")}
-        wins = {m: int((d > 0).sum()) for m, d in diffs.items()}
-        paired = ("\nneighbours - popular, paired per seed: " + "; ".join(
-            f"{m} {d.mean():+.4f} (better in {wins[m]}/{len(d)} seeds)"
-            for m, d in diffs.items()) + "\n")
-    return f"**{label}**\n\n" + markdown_table(rows, ["strategy", *SHOWN]) + "\n" + paired
+    return markdown_table(rows, ["strategy", *SHOWN])
 
 
-def latency(recommender: Recommender, users: list[str], events: pd.DataFrame, n: int,
-            kind: str) -> list[dict]:
-    known, unseen = [], []
-    for user in users[:n]:
-        start = time.perf_counter()
-        recommender.recommend(user, kind=kind, k=5)
-        known.append(time.perf_counter() - start)
-    for user in users[:n]:
+def paired(evaluation: Evaluation, default: str) -> str:
+    """The default minus popular, EASE^R, user-kNN and the best library model, per user and
+    pooled over seeds, with 95% bootstrap intervals."""
+    means = evaluation.results.groupby("strategy")["Recall@10"].mean()
+    library = max((m for m in LIBRARY if m in means), key=lambda m: means[m], default=None)
+    references = [r for r in ("popular", "ease", "userknn", library) if r and r in means
+                  and r != default]
+    lines = []
+    for metric in ("Recall@10", "NDCG@10"):
+        for reference in references:
+            test = evaluation.paired(reference, metric)
+            row = test[test["strategy"] == default].iloc[0]
+            ratio = (evaluation.results.groupby("strategy")[metric].mean()[default]
+                     / max(evaluation.results.groupby("strategy")[metric].mean()[reference],
+                           1e-12))
+            lines.append(f"{metric}: {default} - {reference} {row['mean']:+.4f} "
+                         f"[{row['low']:+.4f}, {row['high']:+.4f}] ({ratio:.2f}x)")
+    return "Paired, per user, pooled over seeds (95% bootstrap interval; ratio of means): " \
+        + "; ".join(lines)
+
+
+def context_section(events: pd.DataFrame, case: tuple[str, str, dict], args) -> str | None:
+    """The hybrid with and without its context lift, queries carrying the hidden rows'
+    context (hour / weekday, Frappe's daytime / weekday / homework, the place category)."""
+    protocol, kind, options = case
+    strategies = {"popular (in context)": "popular", "hybrid without context (gamma = 0)":
+                  HybridStrategy(gamma=0.0), "hybrid (validated gamma)": "hybrid"}
+    config = EvalConfig(kind=kind, protocol=protocol, strategies=strategies,
+                        seeds=tuple(range(args.seeds)), users="test", use_context=True,
+                        max_users=args.max_eval_users, **options)
+    evaluation = run_evaluation(events, config, progress=print)
+    return table(evaluation)
+
+
+def speed_rows(recommender: Recommender, label: str, kind: str, events: pd.DataFrame,
+               fit_seconds: float) -> list[dict]:
+    users = recommender.index.user_ids
+    known = []
+    for user in users[:50]:
+        started = time.perf_counter()
+        recommender.recommend(user, kind=kind, k=10)
+        known.append(time.perf_counter() - started)
+    unseen = []
+    for user in users[:10]:
         history = events[events["user_id"] == user].assign(user_id="new user")
-        start = time.perf_counter()
-        recommender.recommend(history, kind=kind, k=5)
-        unseen.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    for user in users:
-        recommender.recommend(user, kind=kind, k=5)
-    batch = len(users) / (time.perf_counter() - start)
-
-    def pct(values, q):
-        return f"{np.percentile(values, q) * 1000:.1f}"
-
-    return [{"call": "known user (neighbours)", "p50 ms": pct(known, 50), "p95 ms": pct(known, 95)},
-            {"call": "unseen history (profiled on the fly: heuristic + MiniLM)",
-             "p50 ms": pct(unseen, 50), "p95 ms": pct(unseen, 95)},
-            {"call": f"batch of {len(users)} known users", "users/s": f"{batch:.1f}"}]
+        started = time.perf_counter()
+        recommender.recommend(history, kind=kind, k=10)
+        unseen.append(time.perf_counter() - started)
+    batch = users[:1000]
+    started = time.perf_counter()
+    recommender.recommend_batch(batch, kind=kind, k=10)
+    rate = len(batch) / (time.perf_counter() - started)
+    n_items = len(recommender.index.matrix(kind).items)
+    return [{"data": label, "users x items": f"{len(users)} x {n_items}",
+             "fit s": f"{fit_seconds:.1f}",
+             "known user p50 ms": f"{np.median(known) * 1000:.1f}",
+             "unseen history p50 ms": f"{np.median(unseen) * 1000:.0f}",
+             f"batch of {len(batch)} users/s": f"{rate:.0f}"}]
 
 
-def coldstart(args, seeds) -> str:
-    """The cold-start table on ``--coldstart-dataset`` (apps from location history only)."""
-    cold_args = argparse.Namespace(**{**vars(args), "dataset": args.coldstart_dataset,
-                                      "events": None})
-    data = load_for_benchmark(cold_args, COLDSTART_NEEDS, "bench_recommend (cold start)",
-                              options={"simulated": {"n_users": args.sim_users, "days": 7}})
-    events = data.events
-    profiles = profile_users(location_only(events), backend="heuristic",
-                             users=sorted(events["user_id"].unique()))
-    results = evaluate_recommendations(events, EvalConfig(protocol="coldstart", seeds=seeds),
-                                       progress=print, profiles=profiles)
-    return table(results, f"{data.label}, {events['user_id'].nunique()} users, cold-start "
-                          "protocol: apps from location history only")
+def simulated_catalogue(n_users: int = 1000, n_items: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """SIMULATED usage over a 4,000-item catalogue: Zipf item popularity, 5-60 items a user,
+    ten categories, timestamps over a week (for the speed table only, never for quality)."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    popularity /= popularity.sum()
+    rows = []
+    start = pd.Timestamp("2024-01-01")
+    for user in range(n_users):
+        items = rng.choice(n_items, size=int(rng.integers(5, 61)), replace=False, p=popularity)
+        for item in items:
+            rows.append((f"u{user}", start + pd.Timedelta(minutes=int(rng.integers(0, 10080))),
+                         f"app{item}", f"category{item % 10}"))
+    return validate_events(pd.DataFrame(rows, columns=["user_id", "timestamp", "app",
+                                                       "app_category"]))
+
+
+def speed(data, kind: str) -> str:
+    rows = []
+    for label, events in ((data.label, data.events),
+                          ("SIMULATED 1,000 x 4,000 catalogue", simulated_catalogue())):
+        profiles = profile_users(events, backend="heuristic")
+        started = time.perf_counter()
+        recommender = Recommender.fit(events, profiles, DEFAULT, kinds=(kind,))
+        rows += speed_rows(recommender, label, kind, events, time.perf_counter() - started)
+    columns = list(rows[0])
+    return ("**Speed of the default strategy (this CPU; profiles written beforehand, fit = "
+            "the anchors' models)**\n\n" + markdown_table(rows, columns))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=None,
-                        help="item kinds (default: those of the dataset among app, intent, "
-                             "place, location)")
-    parser.add_argument("--llm-users", type=int, default=30)
-    parser.add_argument("--coldstart-dataset", choices=[*registered(), "none"],
-                        default="simulated")
-    parser.add_argument("--sim-users", type=int, default=140,
-                        help="users of the simulated population (when a dataset is simulated)")
-    add_dataset_args(parser, default="netfp")
+    parser.add_argument("--kinds", nargs="+", choices=["app", "place", "location", "intent"],
+                        default=None, help="item kinds (default: app, place, location where "
+                                           "the dataset has them)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--max-eval-users", type=int, default=None,
+                        help="evaluate at most this many test users")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time the API (default: on the default dataset)")
+    add_dataset_args(parser, default="frappe")
     args = parse_args(parser, argv, quick=QUICK)
-    seeds = tuple(range(args.seeds))
     started = time.perf_counter()
-    sections = []
-
-    data = load_for_benchmark(args, NEEDS["bench_recommend"][0], "bench_recommend", options={
-        "netfp": {"language": "en"}, "simulated": {"n_users": args.sim_users, "days": 7}})
-    kinds = args.kinds or [k for k in ("app", "intent", "place", "location")
-                           if k in data.spec.kinds]
-    require(data, kind_needs(kinds, data.spec.fields), "bench_recommend")
+    data = load_for_benchmark(args, NEEDS["bench_recommend"][0], "bench_recommend",
+                              options={"netfp": {"language": "en"},
+                                       "simulated": {"n_users": 140, "days": 7}})
+    kinds = dataset_kinds(data.spec.kinds, args.kinds)
     events = data.events
-    cut = cutoff_time(events, 0.6)
-    history, _ = novelty_split(events, kinds[0], cut)
-    profiles = profile_users(history, backend="heuristic")
-    label = f"{data.label}, {events['user_id'].nunique()} users"
-    for kind in kinds:
-        title = (f"{label}, novelty protocol, kind={kind}, cut-off {cut:%Y-%m-%d %H:%M}, "
-                 "heuristic profiles + MiniLM")
-        try:
-            results = evaluate_recommendations(events, EvalConfig(
-                kind=kind, seeds=seeds, cutoff=0.6), progress=print, profiles=profiles)
-        except DataError as exc:  # e.g. every user had used every item before the cut-off
-            sections.append(f"**{title}**: not evaluated ({exc.reason})")
-            continue
-        sections.append(table(results, title))
-    if args.llm_users:
-        config = EvalConfig(kind="intent", seeds=(0,), cutoff=0.6, max_users=args.llm_users,
-                            strategies=("popular", "neighbours", "llm"))
-        results = evaluate_recommendations(events, config, progress=print, profiles=profiles)
-        sections.append(table(results, f"{data.label}, novelty, kind=intent, first "
-                                       f"{args.llm_users} users by id (no bootstrap): llm = "
-                                       f"bundled SmolLM2-135M-Instruct, not fine-tuned"))
-    if args.coldstart_dataset != "none":
-        sections.append(coldstart(args, seeds))
-
-    recommender = Recommender(profiles, history)
-    users = sorted(profiles.ok.user_ids)[:200]
-    rows = latency(recommender, users, history, n=40, kind=kinds[0])
-    sections.append(f"**Latency on {data.label} histories, kind={kinds[0]} (this CPU)**\n\n"
-                    + markdown_table(rows, ["call", "p50 ms", "p95 ms", "users/s"]))
+    sections = []
+    cases = recommend_cases(events, kinds, args.quick)
+    for label, (protocol, kind, options) in cases.items():
+        config = EvalConfig(kind=kind, protocol=protocol, strategies=tuple(args.strategies),
+                            seeds=tuple(range(args.seeds)), users="test",
+                            max_users=args.max_eval_users, **options)
+        evaluation = run_evaluation(events, config, progress=print)
+        hidden = next(iter(evaluation.splits.values()))
+        sections.append(f"**{data.label}, {label}** ({hidden})\n\n" + table(evaluation)
+                        + "\n\n" + paired(evaluation, DEFAULT))
+    first = next((case for case in cases.values()
+                  if case[0] in ("leave-out", "later-weeks")), None)
+    if first is not None and not args.quick:
+        context = context_section(events, first, args)
+        what = "hour and weekday" if has_times(events) else "daytime, weekday and homework"
+        sections.append(f"**{data.label}, {first[1]} {first[0]}, queries carry the hidden rows' "
+                        f"context ({what})**\n\n{context}")
+    if args.speed or (args.speed is None and args.dataset == "frappe" and args.events is None
+                      and not args.quick):
+        sections.append(speed(data, kinds[0]))
     minutes = (time.perf_counter() - started) / 60
     body = quick_banner(args) + "\n\n".join(sections) + (
-        f"\n\nMetrics: mean over evaluated users; ± is the spread over {args.seeds} seeds, each a "
-        "bootstrap resample of the users (coldstart: each seed also draws the held-out 30%). "
+        f"\n\nTest users only; metrics are means over them; ± is the spread over {args.seeds} "
+        "seeds (leave-out, cold and apps-from-locations: each seed hides other items; time "
+        "protocols: each seed resamples the users). coverage@10 = share of the catalogue in "
+        "any top-10 list; popularity@10 = mean share of users who used a recommended item. "
         f"Whole run: {minutes:.1f} min.\n")
     report(args, data, "recommend", "Novelty recommendation", body)
 

@@ -40,12 +40,12 @@ CASES = [
     ("bench_intent_device", "simulated", ()),
     ("bench_intent_longtail", "simulated", ()),
     ("bench_intent_longtail", "foursquare-nyc", ()),
-    ("bench_recommend", "netfp", ()),               # cold start on the simulated population
-    ("bench_recommend", "simulated", ("--coldstart-dataset", "none")),
+    ("bench_recommend", "frappe", ()),              # leave-out and cold users, untimed
+    ("bench_recommend", "foursquare-nyc", ()),      # later weeks, venues
     ("bench_recommend_completion", "netfp", ()),
     ("bench_recommend_completion", "simulated", ()),
     ("validate_recommend", "netfp", ()),
-    ("validate_recommend", "simulated", ()),
+    ("validate_recommend", "frappe", ()),
     ("bench_llm_scoring", "netfp", ()),
     ("bench_llm_scoring", "frappe", ()),            # apps without times
     pytest.param("bench_synth", "simulated", (), marks=slow),

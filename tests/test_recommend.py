@@ -103,7 +103,7 @@ def test_neighbours_follow_the_profile():
         rows.append((f"b{u}", "2024-01-01 10:30", "mailer", "Business"))
     events = validate_events(pd.DataFrame(rows, columns=["user_id", "timestamp", "app",
                                                          "app_category"]))
-    rec = Recommender(profile_users(events), events, n_neighbours=5, profile_weight=1.0,
+    rec = Recommender(profile_users(events), events, "neighbours", n_neighbours=5, profile_weight=1.0,
                       combine="shrink")  # the profile embedding alone, additive vote (eq. N2)
     newcomer = events[events["user_id"] == "a0"].query("app == 'blaster'").assign(user_id="n")
     top = rec.recommend(newcomer, kind="app", k=1)[0].item
@@ -160,22 +160,23 @@ def test_usage_similarity_finds_the_usage_neighbours():
     newcomer = pd.DataFrame({"user_id": "n", "timestamp": pd.to_datetime(
         ["2024-01-01 09:10", "2024-01-01 12:10"]), "app": ["chat", "sparkle"],
         "app_category": "Social"})
-    usage = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0)
+    usage = Recommender(profiles, events, "neighbours", n_neighbours=4, kappa=1.0, profile_weight=0.0)
     assert usage.recommend(newcomer, kind="app", k=1)[0].item == "niche"
     # eq. N1 by hand: "chat" (used by all) has idf 0, so only "sparkle" counts; a group-A user
     # (sparkle, niche, equal idf) is at cosine 1/sqrt(2), a group-B user at 0
-    similarity = usage.strategy.similarity(usage.index, usage._query(newcomer, None), "app")
+    batch = usage.index.batch([usage._query(newcomer, None)], "app")
+    similarity = usage.strategy.similarity(usage.index, batch, "app")[0]
     group_a = np.array([u.startswith("a") for u in usage.index.user_ids])
     assert np.allclose(similarity[group_a], 1 / math.sqrt(2))
     assert np.allclose(similarity[~group_a], 0.0)
     assert usage.recommend("a1", kind="app", k=1)[0].item == "mailer"  # a1 already used niche
     popular = Recommender(profiles, events, "popular")
     assert popular.recommend(newcomer, kind="app", k=1)[0].item == "mailer"
-    lift = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0,
+    lift = Recommender(profiles, events, "neighbours", n_neighbours=4, kappa=1.0, profile_weight=0.0,
                        combine="lift", beta=1.0)
     assert lift.recommend(newcomer, kind="app", k=1)[0].item == "niche"
     # beta = 0 in eq. N3 is the popularity ranking, whatever the neighbours say
-    flat = Recommender(profiles, events, n_neighbours=4, kappa=1.0, profile_weight=0.0,
+    flat = Recommender(profiles, events, "neighbours", n_neighbours=4, kappa=1.0, profile_weight=0.0,
                        combine="lift", beta=0.0)
     assert ([r.item for r in flat.recommend(newcomer, k=5)]
             == [r.item for r in popular.recommend(newcomer, k=5)])

@@ -24,6 +24,7 @@ class ProfileEncoder:
                  loaded: Any = None, label: str | None = None):
         """``loaded`` = an already built ``SentenceTransformer`` to share between jobs."""
         self.model = loaded if loaded is not None else load_sentence_encoder(name_or_path)
+        self.name_or_path = name_or_path  # None: the bundled MiniLM
         self.label = label or model_label(name_or_path, MINILM_NAME)
         self.batch_size = batch_size
 

@@ -1,5 +1,6 @@
 """Items for recommendation: the item views of ``uscope.data.items`` (re-exported here, where
-they used to live) and the context kernel that weights a user's events by hour and place."""
+they used to live) and the context kernel that weights events by how close their situation is
+to a query's (hour, weekday, place category, and the buckets of the ``context`` column)."""
 
 from __future__ import annotations
 
@@ -14,26 +15,94 @@ from uscope.data.items import (
     known_items,
     used_items,
 )
-from uscope.data.schema import require_times
+from uscope.data.schema import has_times, parse_context
 
-__all__ = ["CONTEXT_HOUR_SIGMA", "KIND_COLUMNS", "UsageMatrix", "context_weights",
-           "intent_column", "item_column", "known_items", "used_items"]
+__all__ = ["CONTEXT_HOUR_SIGMA", "CONTEXT_MISMATCH", "KIND_COLUMNS", "ContextTable",
+           "UsageMatrix", "check_context", "context_keys", "context_weights", "intent_column",
+           "item_column", "known_items", "used_items"]
 
 CONTEXT_HOUR_SIGMA = 2.0  # hours: width of the time-of-day context kernel
+CONTEXT_MISMATCH = 0.25  # weight of an event whose categorical context differs from the query's
+TIME_KEYS = ("hour", "weekday")  # derived from timestamps
 
 
-def context_weights(events: pd.DataFrame, hour: float | None = None,
-                    location: str | None = None, location_boost: float = 2.0) -> np.ndarray:
-    """Weight of each event under a context: a Gaussian kernel on the circular hour-of-day
-    distance to `hour`, times `location_boost` for events at the `location` category."""
-    weights = np.ones(len(events))
-    if hour is not None:
-        require_times(events, "an hour context")
-        hours = events["timestamp"].dt.hour.to_numpy() + events["timestamp"].dt.minute.to_numpy() / 60
-        distance = np.abs(hours - hour)
-        distance = np.minimum(distance, 24 - distance)
-        weights *= np.exp(-0.5 * (distance / CONTEXT_HOUR_SIGMA) ** 2)
-    if location is not None:
-        at_place = events["location_category"].astype(str).to_numpy() == location
-        weights *= np.where(at_place, location_boost, 1.0)
-    return weights
+def context_keys(events: pd.DataFrame) -> list[str]:
+    """The context keys these events can answer: ``hour`` and ``weekday`` when timed,
+    ``location`` (the current place category) when any event has one, and every key of the
+    ``context`` column (Frappe: daytime, weekday, homework, weather, ...)."""
+    keys = list(TIME_KEYS) if has_times(events) else []
+    if events["location_category"].notna().any():
+        keys.append("location")
+    if "context" in events.columns and events["context"].notna().any():
+        keys += [k for k in parse_context(events["context"]).columns if k not in keys]
+    return keys
+
+
+def check_context(context: dict | None, keys: list[str]) -> dict:
+    """`context` (None values dropped) with its keys checked against the `keys` the events
+    record (``context_keys``); raises naming the unknown keys and the ones available."""
+    context = {key: value for key, value in (context or {}).items() if value is not None}
+    unknown = sorted(set(context) - set(keys))
+    if unknown:
+        raise ValueError(f"unknown context keys {unknown}; these events record "
+                         f"{keys or 'no context'}")
+    if "hour" in context and not 0 <= float(context["hour"]) <= 24:
+        raise ValueError(f"context hour must lie in [0, 24], got {context['hour']}")
+    return context
+
+
+class ContextTable:
+    """The context of every event of a table, read once, to weight the events under many
+    query contexts (``weights``)."""
+
+    def __init__(self, events: pd.DataFrame):
+        self.events = events
+        self.keys = context_keys(events)
+        self._values: dict[str, np.ndarray] = {}
+        self._parsed: pd.DataFrame | None = None
+
+    def values(self, key: str) -> np.ndarray:
+        """Each event's value of `key`: hours as floats, categorical keys as lower-case text."""
+        if key not in self._values:
+            events = self.events
+            if key == "hour":
+                stamps = events["timestamp"]
+                values = (stamps.dt.hour.to_numpy() + stamps.dt.minute.to_numpy() / 60)
+            else:
+                if key == "location":
+                    column = events["location_category"]
+                elif key == "weekday" and has_times(events):
+                    column = events["timestamp"].dt.day_name()
+                else:
+                    if self._parsed is None:
+                        self._parsed = parse_context(events["context"])
+                    column = self._parsed[key]
+                values = column.astype("string").str.lower().fillna("").to_numpy()
+            self._values[key] = values
+        return self._values[key]
+
+    def check(self, context: dict | None) -> dict:
+        """``check_context`` against the keys these events record."""
+        return check_context(context, self.keys)
+
+    def weights(self, context: dict | None, mismatch: float = CONTEXT_MISMATCH) -> np.ndarray:
+        """Weight of each event under a query context (eq. C1):
+            w(e) = exp(-d_24(hour_e, hour)^2 / (2 sigma^2)) * prod_k m^(1[e_k != c_k]),
+        a Gaussian kernel on the circular hour-of-day distance and, per categorical key
+        (weekday, location, the keys of the ``context`` column), a factor m = `mismatch` for
+        events seen in another situation. An empty context weights every event 1."""
+        weights = np.ones(len(self.events))
+        for key, value in self.check(context).items():
+            if key == "hour":
+                distance = np.abs(self.values("hour") - float(value))
+                distance = np.minimum(distance, 24 - distance)
+                weights *= np.exp(-0.5 * (distance / CONTEXT_HOUR_SIGMA) ** 2)
+            else:
+                weights *= np.where(self.values(key) == str(value).lower(), 1.0, mismatch)
+        return weights
+
+
+def context_weights(events: pd.DataFrame, context: dict | None,
+                    mismatch: float = CONTEXT_MISMATCH) -> np.ndarray:
+    """``ContextTable(events).weights(context)``: eq. C1 for one table and one context."""
+    return ContextTable(events).weights(context, mismatch)

@@ -12,8 +12,12 @@ nothing, so its ranking comes from the population.
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +26,14 @@ import pandas as pd
 from uscope.data.items import item_column
 from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
-from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query, unit_rows
+from uscope.recommend.collaborative import ANCHORS
+from uscope.recommend.hybrid import HybridStrategy
+from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query, QueryBatch, unit_rows
 
 ANONYMOUS = "anonymous"
+DEFAULT = "hybrid"  # the strategy a Recommender uses unless told (eq. H1-H3)
+SAVE_FORMAT = 1
+ALL_STRATEGIES = {**STRATEGIES, **ANCHORS, "hybrid": HybridStrategy}  # llm, completion: lazily
 
 
 @dataclass(frozen=True)
@@ -51,16 +60,21 @@ def make_strategy(strategy: str | Any, **options: Any):
         from uscope.recommend.completion import CompletionStrategy
 
         return CompletionStrategy(**options)
-    if strategy not in STRATEGIES:
+    if strategy not in ALL_STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of "
-                         f"{sorted([*STRATEGIES, 'llm', 'completion'])}")
-    return STRATEGIES[strategy](**options)
+                         f"{sorted([*ALL_STRATEGIES, 'llm', 'completion'])}")
+    return ALL_STRATEGIES[strategy](**options)
 
 
 class Recommender:
-    """Recommend what users have not used yet, from a ``ProfileSet`` and the event table."""
+    """Recommend what users have not used yet, from a ``ProfileSet`` and the event table.
 
-    def __init__(self, profiles: ProfileSet, events: pd.DataFrame, strategy: str | Any = "neighbours",
+    Build it once (``Recommender(profiles, events)`` or ``Recommender.fit(events)``, which
+    profiles the users first), then ask per user (``recommend``) or for many users at once
+    (``recommend_batch``, vectorised); ``save`` / ``load`` keep a fitted recommender.
+    """
+
+    def __init__(self, profiles: ProfileSet, events: pd.DataFrame, strategy: str | Any = DEFAULT,
                  *, encoder: str | os.PathLike | ProfileEncoder | None = None,
                  profile_backend: str = "heuristic", **strategy_options: Any):
         ok = profiles.ok
@@ -77,6 +91,33 @@ class Recommender:
         self.index = CatalogueIndex(ok.user_ids, _centred_unit(raw, self.centre), self.events)
         self._rows_of_user = self.events.groupby("user_id").indices  # user -> event rows
 
+    @classmethod
+    def fit(cls, events: pd.DataFrame, profiles: ProfileSet | None = None,
+            strategy: str | Any = DEFAULT, *, kinds: tuple[str, ...] = (),
+            profile_backend: str = "heuristic",
+            encoder: str | os.PathLike | ProfileEncoder | None = None,
+            **strategy_options: Any) -> Recommender:
+        """Profile every user of `events` (unless `profiles` are given) and fit the strategy's
+        models for `kinds` now rather than on the first request."""
+        events = validate_events(events)
+        if profiles is None:
+            encoder = encoder if isinstance(encoder, ProfileEncoder) else ProfileEncoder(encoder)
+            profiles = profile_users(events, backend=profile_backend, encoder=encoder)
+        recommender = cls(profiles, events, strategy, encoder=encoder,
+                          profile_backend=profile_backend, **strategy_options)
+        for kind in kinds:
+            fit = getattr(recommender.strategy, "fit", None)
+            if fit is not None:
+                fit(recommender.index, kind)
+        return recommender
+
+    def with_strategy(self, strategy: str | Any, **strategy_options: Any) -> Recommender:
+        """The same profiles, events and catalogue index (fitted matrices shared) with another
+        strategy: to compare strategies without rebuilding the index."""
+        other = copy.copy(self)
+        other.strategy = make_strategy(strategy, **strategy_options)
+        return other
+
     @property
     def encoder(self) -> ProfileEncoder:
         """The sentence encoder for unseen histories, loaded on first use."""
@@ -85,10 +126,7 @@ class Recommender:
         return self._encoder
 
     def _query(self, user_or_history: str | pd.DataFrame, context: dict | None) -> Query:
-        context = dict(context or {})
-        unknown = set(context) - {"hour", "location"}
-        if unknown:
-            raise ValueError(f"unknown context keys {sorted(unknown)}; use 'hour', 'location'")
+        context = self.index.contexts.check(context)
         if isinstance(user_or_history, pd.DataFrame):
             history = (validate_events(user_or_history) if len(user_or_history)
                        else empty_events())
@@ -101,15 +139,15 @@ class Recommender:
             if np.isnan(embedding).any():
                 raise RuntimeError(f"profiling the history failed: {profile.failures}")
             return Query(None, embedding, history, profile.frame["profile"].iloc[0],
-                         profile.embeddings()[0], **context)
+                         profile.embeddings()[0], context)
         user_id = str(user_or_history)
         if user_id not in self.index.user_ids:
             raise KeyError(f"user {user_id!r} is not in the profile set; pass the user's event "
                            f"history as a DataFrame to profile it on the fly")
-        row = self.index.user_ids.index(user_id)
+        row = self.index.rows_of([user_id])[0]
         history = self.events.iloc[self._rows_of_user.get(user_id, [])]
         return Query(user_id, self.index.embeddings[row], history,
-                     self.profiles.frame["profile"].iloc[row], self.raw_embeddings[row], **context)
+                     self.profiles.frame["profile"].iloc[row], self.raw_embeddings[row], context)
 
     def recommend(self, user_or_history: str | pd.DataFrame, kind: str = "app", k: int = 5,
                   novel_only: bool = True, explain: bool = False,
@@ -117,19 +155,19 @@ class Recommender:
         """Top-`k` items of `kind` ("app", "place", "location", "intent") for a user id or a
         history.
 
-        `context` may give ``hour`` (0-24) and ``location`` (a location category) to weight
-        usage observed in similar situations more. A kind the events hold no item of (e.g.
+        `context` weights usage observed in similar situations more (eq. C1): ``hour``
+        (0-24), ``weekday`` and ``location`` (the current place category) where the events
+        are timed or placed, and any key of the events' ``context`` column (Frappe:
+        ``daytime``, ``homework``, ``weather``...). A kind the events hold no item of (e.g.
         "app" on location-only data) raises a ``DataError`` naming the missing field.
         """
-        item_column(kind)  # validates kind before any work
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        _check_request(kind, k)
         query = self._query(user_or_history, context)
         catalogue = self.index.matrix(kind).items
         scored = self.strategy.score(self.index, query, kind)
         used = self.index.used(query, kind) if novel_only else set()
-        candidates = [i for i in range(len(catalogue)) if catalogue[i] not in used]
-        order = sorted(candidates, key=lambda i: (-scored.scores[i], catalogue[i]))[:k]
+        mask = np.isin(catalogue, sorted(used)) if used else None
+        order = top_k(scored.scores[None, :], k, None if mask is None else mask[None, :])[0]
         items = [Recommendation(catalogue[i], float(scored.scores[i]),
                                 scored.evidence.get(i) if explain else None) for i in order]
         if explain and items and scored.explain is not None:
@@ -137,3 +175,74 @@ class Recommender:
             items[0] = Recommendation(first.item, first.score,
                                       f"{first.rationale}; model says: {scored.explain()}")
         return items
+
+    def recommend_batch(self, user_ids: Sequence[str], kind: str = "app", k: int = 5,
+                        novel_only: bool = True, context: dict | None = None
+                        ) -> dict[str, list[Recommendation]]:
+        """``recommend`` for many users of the profile set at once: one vectorised scoring
+        pass (``score_batch``) instead of a call per user; the same items and scores. Strategies
+        without ``score_batch`` (llm, completion) are asked user by user."""
+        _check_request(kind, k)
+        user_ids = [str(u) for u in user_ids]
+        rows = self.index.rows_of(user_ids)
+        usage = self.index.matrix(kind).counts[rows]
+        batch = QueryBatch(rows, usage, self.index.embeddings[rows],
+                           self.index.contexts.check(context) or None)
+        if hasattr(self.strategy, "score_batch"):
+            scores = self.strategy.score_batch(self.index, batch, kind)
+        else:  # a strategy that scores one query at a time (llm, completion)
+            scores = np.stack([self.strategy.score(self.index, self._query(user, context),
+                                                   kind).scores for user in user_ids])
+        mask = (usage > 0).toarray() if novel_only else None
+        catalogue = self.index.matrix(kind).items
+        return {user: [Recommendation(catalogue[i], float(scores[q, i])) for i in order]
+                for q, (user, order) in enumerate(zip(user_ids, top_k(scores, k, mask),
+                                                      strict=True))}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted recommender (profiles, events, fitted strategy) to one file; the
+        encoder is saved by name and reloaded on first use. Load only files you trust
+        (pickle)."""
+        path = Path(path)
+        state = {**self.__dict__, "_encoder": _encoder_name(self._encoder)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("wb") as handle:
+            pickle.dump({"format": SAVE_FORMAT, "state": state}, handle)
+        partial.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recommender:
+        """A recommender written by ``save``."""
+        with Path(path).open("rb") as handle:
+            saved = pickle.load(handle)  # our own format: trusted files only
+        if not isinstance(saved, dict) or saved.get("format") != SAVE_FORMAT:
+            raise ValueError(f"{path} is not a recommender saved by uscope "
+                             f"(format {SAVE_FORMAT})")
+        recommender = cls.__new__(cls)
+        recommender.__dict__.update(saved["state"])
+        return recommender
+
+
+def _check_request(kind: str, k: int) -> None:
+    item_column(kind)  # validates kind before any work
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def _encoder_name(encoder: Any) -> Any:
+    if isinstance(encoder, ProfileEncoder):
+        return encoder.name_or_path
+    return encoder
+
+
+def top_k(scores: np.ndarray, k: int, used: np.ndarray | None) -> list[np.ndarray]:
+    """Per row, the column indices of the `k` highest scores, best first, ties broken by
+    column (= item name) order; `used` columns are left out, so a row may get fewer than k."""
+    scores = np.array(scores, dtype=np.float64)
+    if used is not None:
+        scores[used] = -np.inf
+    k = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [row[np.isfinite(scores[q, row])] for q, row in enumerate(order)]

@@ -41,9 +41,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from uscope.data.items import UsageMatrix, item_column, used_items
-from uscope.recommend.items import context_weights
+from uscope.recommend.items import ContextTable
+
+ANY_USER = "query"
+CONTEXT_CACHE = 64  # context-weighted usage matrices an index keeps  # the one row of a query history's own usage matrix
 
 
 @dataclass
@@ -55,8 +59,25 @@ class Query:
     history: pd.DataFrame  # the user's own events
     profile: str = ""  # the written profile y_u
     raw_embedding: np.ndarray | None = None  # (D,) h_u as profiled (not centred)
-    hour: float | None = None  # context: hour of day
-    location: str | None = None  # context: current location category
+    context: dict = field(default_factory=dict)  # checked keys: see ``ContextTable``
+
+
+@dataclass
+class QueryBatch:
+    """Many recommendation requests at once, for the vectorised ``score_batch`` of a strategy.
+
+    ``usage`` row q holds query q's own use counts over the catalogue of the kind being scored
+    (``uses``-weighted, the items in ``CatalogueIndex.matrix(kind).items`` order); ``rows``
+    gives each query's row in the index, or -1 for an unseen history (never its own
+    neighbour, never fitted on)."""
+
+    rows: np.ndarray  # (Q,) int: the user's row in the index, -1 for an unseen history
+    usage: sparse.csr_matrix  # (Q, n_items) the query users' own use counts of the kind
+    embeddings: np.ndarray  # (Q, D) unit-norm centred h_u
+    context: dict | None = None  # one context for the whole batch (keys: see Recommender)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass
@@ -67,6 +88,12 @@ class CatalogueIndex:
     embeddings: np.ndarray  # (N, D) unit norm
     events: pd.DataFrame
     usage: dict[str, UsageMatrix] = field(default_factory=dict)  # kind -> users x items
+    _contexts: ContextTable | None = field(default=None, init=False, repr=False)
+    _rows: dict[str, int] = field(init=False, repr=False)
+    _by_context: dict[tuple, UsageMatrix] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rows = {user: row for row, user in enumerate(self.user_ids)}
 
     def column(self, kind: str) -> str:
         """The event column of `kind`, decided on the whole population (for "intent": app
@@ -84,6 +111,54 @@ class CatalogueIndex:
                                                  column=self.column(kind))
         return self.usage[kind]
 
+    @property
+    def contexts(self) -> ContextTable:
+        """The population events' contexts, read once."""
+        if self._contexts is None:
+            self._contexts = ContextTable(self.events)
+        return self._contexts
+
+    def context_matrix(self, kind: str, context: dict | None) -> UsageMatrix:
+        """``matrix(kind)`` with each event weighted by eq. C1 under `context` (the plain
+        matrix for an empty context)."""
+        if not context:
+            return self.matrix(kind)
+        key = (kind, tuple(sorted(context.items())))
+        if key not in self._by_context:
+            if len(self._by_context) >= CONTEXT_CACHE:
+                self._by_context.pop(next(iter(self._by_context)))  # the oldest
+            self._by_context[key] = UsageMatrix.build(
+                self.events, kind, self.contexts.weights(context), users=self.user_ids,
+                items=self.matrix(kind).items, column=self.column(kind))
+        return self._by_context[key]
+
+    def batch(self, queries: list[Query], kind: str) -> QueryBatch:
+        """Single queries as one ``QueryBatch`` (they must share one context)."""
+        contexts = {tuple(sorted(q.context.items())) for q in queries}
+        if len(contexts) > 1:
+            raise ValueError("the queries of one batch must share one context")
+        items = self.matrix(kind).items
+        rows, usage = [], []
+        for query in queries:
+            if query.user_id is not None and query.user_id in self._rows:
+                rows.append(self._rows[query.user_id])
+                usage.append(self.matrix(kind).counts[rows[-1]])
+            else:
+                rows.append(-1)
+                own = query.history.assign(user_id=ANY_USER)
+                usage.append(UsageMatrix.build(own, kind, users=[ANY_USER], items=items,
+                                               column=self.column(kind)).counts
+                             if len(query.history) else sparse.csr_matrix((1, len(items))))
+        return QueryBatch(np.asarray(rows, dtype=int), sparse.vstack(usage).tocsr(),
+                          np.stack([q.embedding for q in queries]), queries[0].context or None)
+
+    def rows_of(self, user_ids: list[str]) -> np.ndarray:
+        """Index rows of known users (KeyError naming the first unknown one)."""
+        try:
+            return np.asarray([self._rows[u] for u in user_ids], dtype=int)
+        except KeyError as exc:
+            raise KeyError(f"user {exc.args[0]!r} is not in the profile set") from None
+
 
 @dataclass
 class Scored:
@@ -95,10 +170,29 @@ class Scored:
 class PopularStrategy:
     name = "popular"
 
+    def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
+        """p(i) for every query (under the batch's context, the share of context-weighted
+        adopters)."""
+        usage = index.context_matrix(kind, batch.context)
+        return np.tile(usage.popularity() if not batch.context else adoption_rate(usage),
+                       (len(batch), 1))
+
     def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
-        popularity = index.matrix(kind).popularity()
+        popularity = self.score_batch(index, index.batch([query], kind), kind)[0]
         return Scored(popularity, {i: f"used by {p:.0%} of all users"
-                                   for i, p in enumerate(popularity)})
+                                   for i, p in enumerate(index.matrix(kind).popularity())})
+
+
+def adoption(counts: sparse.csr_matrix) -> sparse.csr_matrix:
+    """a(i) = 1 - exp(-c(i)) (eq. N2): adoption saturating in the (weighted) use count."""
+    out = counts.astype(np.float64, copy=True)
+    out.data = 1.0 - np.exp(-out.data)
+    return out
+
+
+def adoption_rate(usage: UsageMatrix) -> np.ndarray:
+    """Mean adoption over the users, (n_items,): p(i) when weights are 0/1 uses."""
+    return np.asarray(adoption(usage.counts).mean(axis=0)).ravel()
 
 
 class NeighboursStrategy:
@@ -133,52 +227,61 @@ class NeighboursStrategy:
             self._usage_vectors = (full, unit_rows(used * idf), idf)
         return self._usage_vectors[1], self._usage_vectors[2]
 
-    def similarity(self, index: CatalogueIndex, query: Query, kind: str) -> np.ndarray:
-        """sim(u, n) of eq. N1 for every user n of the index, (N,)."""
-        similarity = index.embeddings @ query.embedding  # cosine, both unit norm
+    def similarity(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
+        """sim(u, n) of eq. N1 for every query u and user n of the index, (Q, N); a query's
+        own row is -inf (never its own neighbour)."""
+        similarity = batch.embeddings @ index.embeddings.T  # cosine, both unit norm
         if self.profile_weight < 1.0:
             vectors, idf = self.usage_vectors(index, kind)
-            items = index.matrix(kind).items
-            mine = np.isin(items, sorted(index.used(query, kind))).astype(float)
-            usage = vectors @ unit_rows(mine * idf)
+            mine = (batch.usage > 0).toarray().astype(float)
+            usage = unit_rows(mine * idf) @ vectors.T
             similarity = self.profile_weight * similarity + (1 - self.profile_weight) * usage
+        known = np.flatnonzero(batch.rows >= 0)
+        similarity[known, batch.rows[known]] = -np.inf
         return similarity
 
-    def neighbours(self, index: CatalogueIndex, query: Query,
+    def neighbours(self, index: CatalogueIndex, batch: QueryBatch,
                    kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices of the nearest users (never the user itself) and their similarities."""
-        similarity = self.similarity(index, query, kind)
-        if query.user_id is not None and query.user_id in index.user_ids:
-            similarity[index.user_ids.index(query.user_id)] = -np.inf
-        order = np.argsort(-similarity, kind="stable")[: self.n_neighbours]
-        order = order[np.isfinite(similarity[order])]
-        return order, similarity[order]
+        """Per query, the rows of its `n_neighbours` most similar users and their vote weights
+        w_n = max(sim, 0)^alpha of eq. N2, both (Q, n); the query's own row weighs 0."""
+        similarity = self.similarity(index, batch, kind)
+        n = min(self.n_neighbours, similarity.shape[1])
+        order = np.argsort(-similarity, axis=1, kind="stable")[:, :n]
+        nearest = np.take_along_axis(similarity, order, axis=1)
+        finite = np.isfinite(nearest)
+        weight = np.clip(np.where(finite, nearest, 0.0), 0.0, None) ** self.alpha
+        return order, np.where(finite, weight, 0.0)
+
+    def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
+        full = index.matrix(kind)
+        rows, weight = self.neighbours(index, batch, kind)
+        adopted = adoption(index.context_matrix(kind, batch.context).counts)  # (N, n_items)
+        queries = np.repeat(np.arange(len(batch)), rows.shape[1])
+        weights = sparse.csr_matrix((weight.ravel(), (queries, rows.ravel())),
+                                    shape=(len(batch), len(index.user_ids)))
+        votes = (weights @ adopted).toarray()  # (Q, n_items) sum_n w_n a_n(i)
+        population = full.popularity()
+        scores = ((votes + self.kappa * population)
+                  / (weight.sum(axis=1, keepdims=True) + self.kappa))  # q(i), eq. N2
+        if self.combine == "lift":  # eq. N3
+            lift = np.divide(scores, population, out=np.ones_like(scores),
+                             where=population > 0)
+            scores = population * lift ** self.beta
+        return scores
 
     def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
-        full = index.matrix(kind)
-        rows, similarity = self.neighbours(index, query, kind)
-        if query.hour is None and query.location is None:
-            usage = UsageMatrix(full.users, full.items, full.counts[rows])
-        else:
-            names = [index.user_ids[r] for r in rows]
-            mine = index.events[index.events["user_id"].isin(names)].reset_index(drop=True)
-            weights = context_weights(mine, query.hour, query.location)
-            usage = UsageMatrix.build(mine, kind, weights, users=names, items=full.items,
-                                      column=index.column(kind))
-        weight = np.clip(similarity, 0.0, None) ** self.alpha  # (M,) eq. N2
-        adoption = usage.counts.copy()
-        adoption.data = 1.0 - np.exp(-adoption.data)  # (M, n_items), saturating in the count
-        votes = np.asarray(weight @ adoption).ravel()  # (n_items,)
-        population = full.popularity()
-        scores = (votes + self.kappa * population) / (weight.sum() + self.kappa)  # eq. N2
-        if self.combine == "lift":  # eq. N3
-            lift = np.divide(scores, population, out=np.ones_like(scores), where=population > 0)
-            scores = population * lift ** self.beta
-        users_per_item = np.asarray((usage.counts > 0).sum(axis=0)).ravel()
-        mean_similarity = float(similarity.mean()) if len(similarity) else 0.0
+        batch = index.batch([query], kind)
+        scores = self.score_batch(index, batch, kind)[0]
+        rows, weight = self.neighbours(index, batch, kind)
+        voters = rows[0][weight[0] > 0]
+        users_per_item = np.asarray((index.matrix(kind).counts[voters] > 0).sum(axis=0)).ravel()
+        population = index.matrix(kind).popularity()
+        similarity = self.similarity(index, batch, kind)[0][rows[0]]
+        similarity = similarity[np.isfinite(similarity)]
+        mean_similarity = float(similarity.mean()) if similarity.size else 0.0
         basis = ("most similar profiles" if self.profile_weight == 1.0
                  else "most similar profiles and usage")
-        evidence = {i: (f"used by {n} of the {len(rows)} users with the {basis} "
+        evidence = {i: (f"used by {n} of the {len(rows[0])} users with the {basis} "
                         f"(mean similarity {mean_similarity:.2f}) and by "
                         f"{population[i]:.0%} of all users") for i, n in enumerate(users_per_item)}
         return Scored(scores, evidence)
