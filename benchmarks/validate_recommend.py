@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     chosen = {family: anchors[anchors.index.str.startswith(family)]["mean"].idxmax()
               for family in ("ease", "userknn", "itemknn", "als")}
     built = anchor_variants(args.quick)
-    hybrid_inputs = {chosen[f]: built[chosen[f]] for f in ("ease", "userknn")}
+    hybrid_inputs = {chosen[f]: built[chosen[f]] for f in ("ease", "userknn", "als")}
     variants = hybrid_variants(hybrid_inputs, args.quick)
     hybrids = run_stage(variants, cases, seeds, max_users=max_users)
     best_name = hybrids.drop(index="popular")["mean"].idxmax()

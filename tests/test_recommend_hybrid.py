@@ -41,6 +41,9 @@ def test_standardise_rows():
     rows = standardise(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
     assert np.allclose(rows[0].mean(), 0) and np.isclose(rows[0].std(), 1)
     assert np.all(rows[1] == 0)  # a constant row carries no ranking
+    used = np.array([[False, False, True, False]])  # the used item takes no part
+    row = standardise(np.array([[1.0, 3.0, 100.0, 2.0]]), used)[0]
+    assert np.allclose(row[[0, 1, 3]], standardise(np.array([[1.0, 3.0, 2.0]]))[0])
 
 
 def test_history_length_weight_eq_h1_h2(groups):
@@ -54,8 +57,9 @@ def test_history_length_weight_eq_h1_h2(groups):
     batch = QueryBatch(rows, usage, index.embeddings[rows])
     n = np.asarray((usage > 0).sum(axis=1)).ravel()
     assert np.allclose(hybrid.weight(batch).ravel(), n / (n + 2.0))
-    semantic = standardise(hybrid.semantic.score_batch(index, batch, "app"))
-    collaborative = standardise(hybrid.collaborative.score_batch(index, batch, "app"))
+    used = (usage > 0).toarray()
+    semantic = standardise(hybrid.semantic.score_batch(index, batch, "app"), used)
+    collaborative = standardise(hybrid.collaborative.score_batch(index, batch, "app"), used)
     w = hybrid.weight(batch)
     assert np.allclose(hybrid.score_batch(index, batch, "app"),
                        w * collaborative + (1 - w) * semantic)

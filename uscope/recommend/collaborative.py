@@ -24,6 +24,12 @@ Queries that are index users (``batch.rows >= 0``) use the fitted user factors; 
 history (row -1) is folded in from its own usage row (see ``ALSStrategy`` and ``BPRStrategy``).
 The item-based anchors (itemknn, ease) and userknn always score from the query's own usage row.
 All anchors ignore the batch's context.
+
+Defaults (itemknn n = 50, userknn n = 100, EASE^R lambda = 1000, ALS 64 factors with
+regularisation 20) are the best mean over the validation cases of
+``benchmarks/validate_recommend.py`` (validation users of Frappe, Foursquare NYC and netfp;
+BENCHMARKS ``recommend-validation``, stage 1). lambda = 50 is better on Frappe's leave-out
+alone, and worse on its cold users and on Foursquare.
 """
 
 from __future__ import annotations
@@ -111,7 +117,7 @@ class ItemKNNStrategy(CollaborativeStrategy):
     name = "itemknn"
     WEIGHTINGS = ("binary", "log1p")
 
-    def __init__(self, n_neighbours: int = 100, shrink: float = 10.0,
+    def __init__(self, n_neighbours: int = 50, shrink: float = 10.0,
                  weighting: str = "binary"):
         super().__init__()
         _check_int("n_neighbours", n_neighbours)
@@ -155,7 +161,7 @@ class UserKNNStrategy(CollaborativeStrategy):
 
     name = "userknn"
 
-    def __init__(self, n_neighbours: int = 50):
+    def __init__(self, n_neighbours: int = 100):
         super().__init__()
         _check_int("n_neighbours", n_neighbours)
         self.n_neighbours = n_neighbours
@@ -197,7 +203,7 @@ class EASEStrategy(CollaborativeStrategy):
 
     name = "ease"
 
-    def __init__(self, l2: float = 500.0):
+    def __init__(self, l2: float = 1000.0):
         super().__init__()
         _check_float("l2", l2, positive=True)
         self.l2 = l2

@@ -99,10 +99,10 @@ class Evaluation:
     splits: dict[int, str] = field(default_factory=dict)  # seed -> what was hidden
 
     def paired(self, reference: str, metric: str, n_boot: int = 1000) -> pd.DataFrame:
-        """Every strategy minus `reference` on `metric`, per user, pooled over seeds: mean
-        difference, 95% bootstrap interval, and the share of resamples it wins."""
-        table = self.per_user.pivot_table(index=["seed", "user_id"], columns="strategy",
-                                          values=metric)
+        """Every strategy minus `reference` on `metric`, per user (each user's mean over the
+        seeds and repeats, so a user counts once): mean difference, 95% bootstrap interval over
+        users, and the share of resamples it wins."""
+        table = self.per_user.groupby(["user_id", "strategy"])[metric].mean().unstack()
         rows = []
         for name in table.columns:
             if name != reference:
@@ -203,6 +203,10 @@ def run_evaluation(events: pd.DataFrame, config: EvalConfig | None = None,
         catalogue = UsageMatrix.build(split.visible, config.kind).items
         popular = dict(zip(catalogue, popularity, strict=True))
         base = Recommender(written, split.visible, "popular")  # one index for all strategies
+        profiled = set(base.index.user_ids)
+        if not set(users) <= profiled:
+            say(f"seed {seed}: {len(set(users) - profiled)} users left out: profiling failed")
+            users = [user for user in users if user in profiled]
         for name, strategy in _named(config.strategies).items():
             say(f"seed {seed}: {name} on {len(users)} users ({split.name})")
             recommender = base.with_strategy(strategy, **config.strategy_options.get(name, {}))

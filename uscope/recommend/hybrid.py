@@ -7,9 +7,9 @@ decide, per user and per kind:
   (eq. H1) score(u, i) = w(n_u) z_cf(u, i) + (1 - w(n_u)) z_sem(u, i) + gamma log L_c(i)
   (eq. H2) w(n) = n / (n + tau)
 
-- z_cf: a collaborative anchor's scores (EASE^R by default, ``uscope.recommend.collaborative``)
-  standardised over the catalogue for each user (zero mean, unit spread), so that both parts
-  speak in the same units;
+- z_cf: a collaborative anchor's scores (``uscope.recommend.collaborative``) standardised
+  over each user's candidates (the items not yet used: zero mean, unit spread), so that both
+  parts speak in the same units;
 - z_sem: the same standardisation of the profile-neighbour vote (``NeighboursStrategy`` on h_u
   alone, eq. N1-N3 with w = 1): what the users with the most similar written profiles adopted,
   shrunk towards the population;
@@ -29,6 +29,7 @@ choice of ``benchmarks/validate_recommend.py`` on validation users of several da
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,10 +48,14 @@ SEMANTIC_DEFAULTS = {"n_neighbours": 100, "kappa": 5.0, "profile_weight": 1.0,
                      "combine": "lift", "beta": 1.0}
 
 
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Each row to zero mean and unit standard deviation (a constant row becomes 0)."""
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    spread = centred.std(axis=1, keepdims=True)
+def standardise(scores: np.ndarray, used: np.ndarray | None = None) -> np.ndarray:
+    """Each row to zero mean and unit standard deviation over its candidates (the items not
+    `used`, which are never recommended); a constant row becomes 0."""
+    candidates = np.ones_like(scores, dtype=bool) if used is None else ~used
+    count = np.maximum(candidates.sum(axis=1, keepdims=True), 1)
+    mean = np.where(candidates, scores, 0.0).sum(axis=1, keepdims=True) / count
+    centred = scores - mean
+    spread = np.sqrt(np.where(candidates, centred ** 2, 0.0).sum(axis=1, keepdims=True) / count)
     return np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
 
 
@@ -104,9 +109,12 @@ class HybridStrategy:
 
     def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
         weight = self.weight(batch)
-        scores = (1 - weight) * standardise(self.semantic.score_batch(index, batch, kind))
+        used = (batch.usage > 0).toarray()
+        plain = replace(batch, context=None)  # the context enters once, through eq. H3
+        scores = (1 - weight) * standardise(self.semantic.score_batch(index, plain, kind), used)
         if (weight > 0).any():
-            scores += weight * standardise(self.collaborative.score_batch(index, batch, kind))
+            scores += weight * standardise(self.collaborative.score_batch(index, batch, kind),
+                                           used)
         if batch.context and self.gamma > 0:
             scores += self.gamma * self.context_lift(index, batch, kind)  # eq. H3
         return scores  # eq. H1

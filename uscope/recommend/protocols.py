@@ -98,7 +98,8 @@ def query_context(rows: pd.DataFrame, exclude: str | None = None) -> dict:
     Timed rows give ``hour`` and ``weekday`` (lowercase name); a ``context`` column (Frappe's
     ``key=value;...``) gives the most common known value of daytime, weekday and homework
     ("unknown" is skipped); ``location_category`` gives ``location``. `exclude` names the item
-    column, which is never put in the context (it would give the target away).
+    column, which is never put in the context (it would give the target away); for venues
+    (``location_id``) their category is left out too.
     """
     out: dict = {}
     if rows.empty:
@@ -115,8 +116,8 @@ def query_context(rows: pd.DataFrame, exclude: str | None = None) -> dict:
                 values = buckets[key].where(buckets[key] != "unknown")
                 if values.notna().any():
                     out[key] = _most_common(values, weights)
-    if (exclude != "location_category" and "location_category" in rows.columns
-            and rows["location_category"].notna().any()):
+    if (exclude not in ("location_category", "location_id") and "location_category" in rows.columns
+            and rows["location_category"].notna().any()):  # a venue's category gives it away
         out["location"] = _most_common(rows["location_category"], weights)
     return out
 

@@ -183,6 +183,8 @@ class Recommender:
         pass (``score_batch``) instead of a call per user; the same items and scores. Strategies
         without ``score_batch`` (llm, completion) are asked user by user."""
         _check_request(kind, k)
+        if isinstance(user_ids, str):
+            raise TypeError("recommend_batch takes a list of user ids, not one string")
         user_ids = [str(u) for u in user_ids]
         rows = self.index.rows_of(user_ids)
         usage = self.index.matrix(kind).counts[rows]

@@ -260,7 +260,8 @@ class NeighboursStrategy:
         weights = sparse.csr_matrix((weight.ravel(), (queries, rows.ravel())),
                                     shape=(len(batch), len(index.user_ids)))
         votes = (weights @ adopted).toarray()  # (Q, n_items) sum_n w_n a_n(i)
-        population = full.popularity()
+        population = (full.popularity() if not batch.context  # p(i), in context if given
+                      else np.asarray(adopted.mean(axis=0)).ravel())
         scores = ((votes + self.kappa * population)
                   / (weight.sum(axis=1, keepdims=True) + self.kappa))  # q(i), eq. N2
         if self.combine == "lift":  # eq. N3
