@@ -149,3 +149,30 @@ def test_fit_save_load_round_trip(groups, tmp_path):
     (tmp_path / "other.pkl").write_bytes(b"\x80\x04N.")  # a pickled None
     with pytest.raises(ValueError, match="not a recommender saved by uscope"):
         Recommender.load(tmp_path / "other.pkl")
+
+
+def test_run_evaluation_validation_and_test_users(groups):
+    """Validation and test users never overlap; every strategy is scored on the same users;
+    per-user rows feed the paired differences; profiles given for a seeded protocol refuse."""
+    from uscope.recommend.evaluate import EvalConfig, run_evaluation
+
+    events, profiles = groups
+    evaluated = {}
+    for users in ("validation", "test"):
+        config = EvalConfig(kind="app", protocol="leave-out", seeds=(0, 1), users=users,
+                            strategies=("popular", "ease", "hybrid"))
+        evaluation = run_evaluation(events, config)
+        evaluated[users] = set(evaluation.per_user["user_id"])
+        assert set(evaluation.results["strategy"]) == {"popular", "ease", "hybrid"}
+        counts = evaluation.per_user.groupby(["seed", "strategy"]).size().unstack()
+        assert (counts.nunique(axis=1) == 1).all()  # the same users for every strategy
+        paired = evaluation.paired("popular", "Recall@10")
+        assert set(paired["strategy"]) == {"ease", "hybrid"}
+        assert (paired["low"] <= paired["mean"]).all() and (paired["mean"] <= paired["high"]).all()
+        assert {"coverage@10", "popularity@10"} <= set(evaluation.results)
+    assert evaluated["validation"] and evaluated["test"]
+    assert not evaluated["validation"] & evaluated["test"]
+    with pytest.raises(ValueError, match="written per seed"):
+        run_evaluation(events, EvalConfig(protocol="leave-out"), profiles=profiles)
+    with pytest.raises(ValueError, match="at least one seed"):
+        EvalConfig(seeds=())

@@ -207,6 +207,7 @@ def test_query_context_takes_the_most_common_bucket():
         "location_id": ["a", "b", "c"], "location_category": ["Shop", "Shop", "Food"]}))
     assert query_context(timed) == {"hour": 8, "weekday": "friday", "location": "Shop"}
     assert "location" not in query_context(timed, exclude="location_category")
+    assert "location" not in query_context(timed, exclude="location_id")  # a venue's category
 
 
 def test_metrics_invariants():
@@ -272,5 +273,7 @@ def test_real_foursquare_later_weeks_of_venues():
         assert len(mine) == int((events.loc[events["user_id"] == user, "timestamp"]
                                  < last).sum())
     assert len(split.users) > 100
+    assert all("location" not in split.contexts[u] and "hour" in split.contexts[u]
+               for u in split.users)  # venues: the category would give the target away
     print(f"\nFoursquare later-weeks (place): {len(split.users)} users, "
           f"{split.mean_targets():.2f} targets")

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import UsageMatrix
 from uscope.data.schema import DataError, validate_events
 from uscope.data.splits import cutoff_time, novelty_split, require_real
 from uscope.profile import ProfileSet, profile_users
@@ -44,7 +43,7 @@ from uscope.recommend.protocols import (
     novelty_split_protocol,
     split_users,
 )
-from uscope.recommend.recommender import Recommender
+from uscope.recommend.recommender import Recommender, make_strategy
 
 __all__ = ["PROTOCOLS", "EvalConfig", "Evaluation", "cutoff_time", "evaluate_recommendations",
            "location_only", "make_split", "novelty_split", "run_evaluation", "summarise"]
@@ -87,6 +86,8 @@ class EvalConfig:
             raise ValueError(f"users must be one of {USER_SETS} or a list of ids")
         if not self.strategies:
             raise ValueError("name at least one strategy")
+        if not self.seeds or not self.ks or min(self.ks) < 1:
+            raise ValueError("need at least one seed and cut-offs ks >= 1")
 
 
 @dataclass
@@ -184,32 +185,32 @@ def run_evaluation(events: pd.DataFrame, config: EvalConfig | None = None,
                          "its profiles are written per seed, do not pass them")
     say = progress or (lambda _message: None)
     results, per_user, described = [], [], {}
-    fixed: tuple[Split, ProfileSet] | None = None
+    strategies = {name: make_strategy(strategy, **config.strategy_options.get(name, {}))
+                  for name, strategy in _named(config.strategies).items()}  # fitted once per index
+    fixed: tuple[Split, Recommender] | None = None
     for seed in config.seeds:
         if fixed is None or config.protocol in SEEDED:
             split = make_split(events, config, seed)
-            if profiles is None or config.protocol in SEEDED:
+            written = profiles
+            if written is None:
                 say(f"seed {seed}: profiling {split.visible['user_id'].nunique()} visible "
                     f"histories ({config.profile_backend})")
                 written = profile_users(split.visible, backend=config.profile_backend,
                                         users=sorted(events["user_id"].astype(str).unique()))
-            else:
-                written = profiles
-            fixed = (split, written)
-        split, written = fixed
+            fixed = (split, Recommender(written, split.visible, "popular"))  # one shared index
+        split, base = fixed
         described[seed] = split.description
         users = _evaluated(split, config, seed)
-        popularity = UsageMatrix.build(split.visible, config.kind).popularity()
-        catalogue = UsageMatrix.build(split.visible, config.kind).items
-        popular = dict(zip(catalogue, popularity, strict=True))
-        base = Recommender(written, split.visible, "popular")  # one index for all strategies
         profiled = set(base.index.user_ids)
         if not set(users) <= profiled:
             say(f"seed {seed}: {len(set(users) - profiled)} users left out: profiling failed")
             users = [user for user in users if user in profiled]
-        for name, strategy in _named(config.strategies).items():
+        visible = base.index.matrix(config.kind)
+        catalogue = visible.items
+        popular = dict(zip(catalogue, visible.popularity(), strict=True))
+        for name, strategy in strategies.items():
             say(f"seed {seed}: {name} on {len(users)} users ({split.name})")
-            recommender = base.with_strategy(strategy, **config.strategy_options.get(name, {}))
+            recommender = base.with_strategy(strategy)
             ranked = _rank(recommender, users, split, config)
             rows = [{"user_id": user, **ranking_metrics(ranked[user], split.targets[user],
                                                         config.ks)} for user in users]

@@ -206,6 +206,9 @@ class Recommender:
         encoder is saved by name and reloaded on first use. Load only files you trust
         (pickle)."""
         path = Path(path)
+        if getattr(self.strategy, "name", "") in ("llm", "completion"):
+            raise ValueError(f"the {self.strategy.name} strategy holds a loaded model; save its "
+                             "adapter or checkpoint and build the recommender again instead")
         state = {**self.__dict__, "_encoder": _encoder_name(self._encoder)}
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")

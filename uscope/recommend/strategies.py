@@ -95,6 +95,10 @@ class CatalogueIndex:
     def __post_init__(self) -> None:
         self._rows = {user: row for row, user in enumerate(self.user_ids)}
 
+    def __getstate__(self) -> dict:
+        """Pickled without the context caches (rebuilt on first use)."""
+        return {**self.__dict__, "_contexts": None, "_by_context": {}}
+
     def column(self, kind: str) -> str:
         """The event column of `kind`, decided on the whole population (for "intent": app
         categories, or place categories when no event is an app use)."""
