@@ -33,7 +33,7 @@ from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick
 from _recommend_cases import dataset_kinds, recommend_cases
 from _report import markdown_table
 
-from uscope.data import validate_events
+from uscope.data import DataError, validate_events
 from uscope.data.schema import has_times
 from uscope.recommend import Recommender
 from uscope.recommend.evaluate import EvalConfig, Evaluation, run_evaluation, summarise
@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> None:
         config = EvalConfig(kind=kind, protocol=protocol, strategies=tuple(args.strategies),
                             seeds=tuple(range(args.seeds)), users="test",
                             max_users=args.max_eval_users, **options)
-        evaluation = run_evaluation(events, config, progress=print)
+        try:
+            evaluation = run_evaluation(events, config, progress=print)
+        except DataError as exc:  # e.g. no test user with a new item of this kind
+            sections.append(f"**{data.label}, {label}**: not evaluated ({exc.reason})")
+            continue
         hidden = next(iter(evaluation.splits.values()))
         sections.append(f"**{data.label}, {label}** ({hidden})\n\n" + table(evaluation)
                         + "\n\n" + paired(evaluation, DEFAULT))

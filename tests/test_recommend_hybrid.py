@@ -76,12 +76,13 @@ def test_history_length_weight_eq_h1_h2(groups):
 
 def test_hybrid_finds_the_group_apps(groups):
     events, profiles = groups
-    rec = Recommender(profiles, events, "hybrid")
+    small = {"factors": 8, "regularization": 0.1}  # the default (20) suits hundreds of users
+    rec = Recommender(profiles, events, "hybrid", collaborative_options=small)
     mine = set(events.loc[events["user_id"] == "a3", "app"])
     top = [r.item for r in rec.recommend("a3", kind="app", k=len({"a1", "a2", "a3", "a4"} - mine))]
     assert set(top) == {"a1", "a2", "a3", "a4"} - mine  # the own group's unused apps first
     explained = rec.recommend("a3", kind="app", k=1, explain=True)[0]
-    assert "similar usage adopted (ease)" in explained.rationale
+    assert "similar usage adopted (als)" in explained.rationale
 
 
 def test_context_lift_eq_h3(groups):
