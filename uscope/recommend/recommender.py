@@ -28,7 +28,14 @@ from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
 from uscope.recommend.collaborative import ANCHORS
 from uscope.recommend.hybrid import HybridStrategy
-from uscope.recommend.strategies import STRATEGIES, CatalogueIndex, Query, QueryBatch, unit_rows
+from uscope.recommend.strategies import (
+    STRATEGIES,
+    CatalogueIndex,
+    Query,
+    QueryBatch,
+    Scored,
+    unit_rows,
+)
 
 ANONYMOUS = "anonymous"
 DEFAULT = "hybrid"  # the strategy a Recommender uses unless told (eq. H1-H3)
@@ -164,7 +171,11 @@ class Recommender:
         _check_request(kind, k)
         query = self._query(user_or_history, context)
         catalogue = self.index.matrix(kind).items
-        scored = self.strategy.score(self.index, query, kind)
+        if explain or not hasattr(self.strategy, "score_batch"):
+            scored = self.strategy.score(self.index, query, kind)
+        else:  # no rationale asked: the vectorised path, without per-item evidence
+            batch = self.index.batch([query], kind)
+            scored = Scored(self.strategy.score_batch(self.index, batch, kind)[0])
         used = self.index.used(query, kind) if novel_only else set()
         mask = np.isin(catalogue, sorted(used)) if used else None
         order = top_k(scored.scores[None, :], k, None if mask is None else mask[None, :])[0]

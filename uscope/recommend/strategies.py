@@ -91,13 +91,14 @@ class CatalogueIndex:
     _contexts: ContextTable | None = field(default=None, init=False, repr=False)
     _rows: dict[str, int] = field(init=False, repr=False)
     _by_context: dict[tuple, UsageMatrix] = field(default_factory=dict, init=False, repr=False)
+    _adopted: dict[str, tuple] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rows = {user: row for row, user in enumerate(self.user_ids)}
 
     def __getstate__(self) -> dict:
         """Pickled without the context caches (rebuilt on first use)."""
-        return {**self.__dict__, "_contexts": None, "_by_context": {}}
+        return {**self.__dict__, "_contexts": None, "_by_context": {}, "_adopted": {}}
 
     def column(self, kind: str) -> str:
         """The event column of `kind`, decided on the whole population (for "intent": app
@@ -135,6 +136,16 @@ class CatalogueIndex:
                 self.events, kind, self.contexts.weights(context), users=self.user_ids,
                 items=self.matrix(kind).items, column=self.column(kind))
         return self._by_context[key]
+
+    def adoption(self, kind: str, context: dict | None = None) -> sparse.csr_matrix:
+        """a_n(i) of eq. N2 for every index user, under `context`; kept with its matrix."""
+        usage = self.context_matrix(kind, context)
+        cached = self._adopted.get(kind)
+        if cached is None or cached[0] is not usage:
+            cached = (usage, adoption(usage.counts))
+            if not context:  # only the plain matrix is kept (contexts have their own cache)
+                self._adopted[kind] = cached
+        return cached[1]
 
     def batch(self, queries: list[Query], kind: str) -> QueryBatch:
         """Single queries as one ``QueryBatch`` (they must share one context)."""
@@ -259,7 +270,7 @@ class NeighboursStrategy:
     def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
         full = index.matrix(kind)
         rows, weight = self.neighbours(index, batch, kind)
-        adopted = adoption(index.context_matrix(kind, batch.context).counts)  # (N, n_items)
+        adopted = index.adoption(kind, batch.context)  # (N, n_items) a_n(i)
         queries = np.repeat(np.arange(len(batch)), rows.shape[1])
         weights = sparse.csr_matrix((weight.ravel(), (queries, rows.ravel())),
                                     shape=(len(batch), len(index.user_ids)))
