@@ -100,10 +100,12 @@ def context_section(events: pd.DataFrame, case: tuple[str, str, dict], args) -> 
     """The hybrid with and without its context lift, queries carrying the hidden rows'
     context (hour / weekday, Frappe's daytime / weekday / homework, the place category)."""
     protocol, kind, options = case
-    strategies = {"popular (in context)": "popular", "hybrid (default: validated gamma = "
-                  f"{HybridStrategy().gamma:g})": "hybrid",
-                  "hybrid, context lift gamma = 0.5": HybridStrategy(gamma=0.5),
-                  "hybrid, context lift gamma = 1": HybridStrategy(gamma=1.0)}
+    default = HybridStrategy().gamma
+    strategies = {"popular (in context)": "popular",
+                  f"hybrid (default: validated gamma = {default:g})": "hybrid"}
+    for gamma in (g for g in (0.0, 0.5, 2.0) if g != default):
+        strategies[f"hybrid, gamma = {gamma:g}" + (" (no context lift)" if gamma == 0 else "")] \
+            = HybridStrategy(gamma=gamma)
     config = EvalConfig(kind=kind, protocol=protocol, strategies=strategies,
                         seeds=tuple(range(args.seeds)), users="test", use_context=True,
                         max_users=args.max_eval_users, **options)
