@@ -109,6 +109,8 @@ def test_context_lift_eq_h3(groups):
     with pytest.raises(ValueError, match=r"unknown context keys \['weather'\].*daytime"):
         rec.recommend("a0", context={"weather": "rain"})
     assert rec.recommend("a0", context={"weekday": "monday", "hour": 10})  # timed events
+    with pytest.raises(ValueError, match=r"daytime='dusk' is never seen.*evening"):
+        rec.recommend("a0", context={"daytime": "dusk"})
 
 
 @pytest.mark.parametrize("strategy", sorted(ALL_STRATEGIES))

@@ -60,6 +60,7 @@ class ContextTable:
         self.keys = context_keys(events)
         self._values: dict[str, np.ndarray] = {}
         self._parsed: pd.DataFrame | None = None
+        self._seen: dict[str, set[str]] = {}
 
     def values(self, key: str) -> np.ndarray:
         """Each event's value of `key`: hours as floats, categorical keys as lower-case text."""
@@ -82,8 +83,18 @@ class ContextTable:
         return self._values[key]
 
     def check(self, context: dict | None) -> dict:
-        """``check_context`` against the keys these events record."""
-        return check_context(context, self.keys)
+        """``check_context`` against the keys these events record; a categorical value no
+        event has (a typo: "Mon" for "monday") raises naming the values seen."""
+        context = check_context(context, self.keys)
+        for key, value in context.items():
+            if key != "hour":
+                seen = self._seen.get(key)
+                if seen is None:
+                    seen = self._seen[key] = set(self.values(key).tolist()) - {""}
+                if str(value).lower() not in seen:
+                    raise ValueError(f"context {key}={value!r} is never seen in these events; "
+                                     f"seen: {sorted(seen)[:12]}")
+        return context
 
     def weights(self, context: dict | None, mismatch: float = CONTEXT_MISMATCH) -> np.ndarray:
         """Weight of each event under a query context (eq. C1):
