@@ -48,7 +48,11 @@ LIBRARY = ("als", "bpr")  # the maintained-library models (implicit)
 
 
 def table(evaluation: Evaluation) -> str:
-    results = evaluation.results
+    return summary_table(evaluation.results)
+
+
+def summary_table(results: pd.DataFrame) -> str:
+    """One row per strategy: each metric's mean ± spread over the seeds."""
     summary = summarise(results)
     summary.insert(0, "users", results.groupby("strategy", sort=False)["users"].first())
     rows = [{"strategy": name, **row} for name, row in summary[SHOWN].iterrows()]

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
-from bench_recommend import table
+from bench_recommend import summary_table
 
 from generative.completion import UMaskCompleter
 from generative.conditioning import align_embeddings
@@ -86,10 +86,10 @@ def main(argv: list[str] | None = None) -> None:
                                                 profiles=profiles))
     results = pd.concat(results, ignore_index=True)
     minutes = (time.perf_counter() - started) / 60
-    body = quick_banner(args) + table(
-        results, f"{data.label} (app uses), novelty protocol, kind=intent, held-out 20% of "
-                 f"users per seed; completion = {args.preset} trained {args.steps} steps on the "
-                 f"other 80%'s first {days * 24} hours, cold-start task, 4 DDIM-10 samples")
+    label = (f"{data.label} (app uses), novelty protocol, kind=intent, held-out 20% of users "
+             f"per seed; completion = {args.preset} trained {args.steps} steps on the other "
+             f"80%'s first {days * 24} hours, cold-start task, 4 DDIM-10 samples")
+    body = quick_banner(args) + f"**{label}**\n\n" + summary_table(results)
     body += (f"\n\nSeeds: {args.seeds} (each draws the held-out devices and retrains the model; "
              f"users are not bootstrapped here). Whole run: {minutes:.1f} min.\n")
     report(args, data, "recommend-completion", "Novelty recommendation: the completion strategy",
