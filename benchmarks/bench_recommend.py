@@ -62,18 +62,17 @@ def summary_table(results: pd.DataFrame) -> str:
 def paired(evaluation: Evaluation, default: str) -> str:
     """The default minus popular, EASE^R, user-kNN and the best library model, per user and
     pooled over seeds, with 95% bootstrap intervals."""
-    means = evaluation.results.groupby("strategy")["Recall@10"].mean()
-    library = max((m for m in LIBRARY if m in means), key=lambda m: means[m], default=None)
-    references = [r for r in ("popular", "ease", "userknn", library) if r and r in means
+    means = evaluation.results.groupby("strategy")[["Recall@10", "NDCG@10"]].mean()
+    recall = means["Recall@10"]
+    library = max((m for m in LIBRARY if m in recall), key=lambda m: recall[m], default=None)
+    references = [r for r in ("popular", "ease", "userknn", library) if r and r in recall
                   and r != default]
     lines = []
     for metric in ("Recall@10", "NDCG@10"):
         for reference in references:
             test = evaluation.paired(reference, metric)
             row = test[test["strategy"] == default].iloc[0]
-            ratio = (evaluation.results.groupby("strategy")[metric].mean()[default]
-                     / max(evaluation.results.groupby("strategy")[metric].mean()[reference],
-                           1e-12))
+            ratio = means[metric][default] / max(means[metric][reference], 1e-12)
             lines.append(f"{metric}: {default} - {reference} {row['mean']:+.4f} "
                          f"[{row['low']:+.4f}, {row['high']:+.4f}] ({ratio:.2f}x)")
     return "Paired, per user, pooled over seeds (95% bootstrap interval; ratio of means): " \

@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"validation users of {DATA[name].label}", flush=True)
     cases = validation_cases(args.dataset, args.quick)
 
-    anchors = run_stage(anchor_variants(args.quick), cases, seeds, max_users=max_users)
+    built = anchor_variants(args.quick)  # fitted in stage 1, reused by the hybrids
+    anchors = run_stage(built, cases, seeds, max_users=max_users)
     chosen = {family: anchors[anchors.index.str.startswith(family)]["mean"].idxmax()
               for family in ("ease", "userknn", "itemknn", "als")}
-    built = anchor_variants(args.quick)
     hybrid_inputs = {chosen[f]: built[chosen[f]] for f in ("ease", "userknn", "als")}
     variants = hybrid_variants(hybrid_inputs, args.quick)
     hybrids = run_stage(variants, cases, seeds, max_users=max_users)

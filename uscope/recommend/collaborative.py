@@ -34,6 +34,7 @@ alone, and worse on its cold users and on Foursquare.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -75,8 +76,10 @@ def top_k_per_row(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
                              shape=matrix.shape)
 
 
-class CollaborativeStrategy:
-    """Lazy fit cached per kind and UsageMatrix object; ``score`` wraps ``score_batch``."""
+class CollaborativeStrategy(ABC):
+    """Lazy fit cached per kind and UsageMatrix object; ``score`` wraps ``score_batch``.
+    An anchor defines ``_fit`` (its model from the users x items counts) and
+    ``score_batch``."""
 
     name = "collaborative"
 
@@ -91,11 +94,13 @@ class CollaborativeStrategy:
             self._fitted[kind] = (full, self._fit(sparse.csr_matrix(full.counts)))
         return self._fitted[kind][1]
 
+    @abstractmethod
     def _fit(self, counts: sparse.csr_matrix) -> Any:
-        raise NotImplementedError
+        """The fitted model of this anchor."""
 
+    @abstractmethod
     def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
-        raise NotImplementedError
+        """(Q, n_items) scores, higher is better."""
 
     def _evidence(self, index: CatalogueIndex, batch: QueryBatch, kind: str,
                   scores: np.ndarray) -> dict[int, str]:
@@ -241,8 +246,9 @@ class FactorStrategy(CollaborativeStrategy):
             factors[~seen] = self.fold_in(model, binary(batch.usage)[np.flatnonzero(~seen)])
         return factors
 
+    @abstractmethod
     def fold_in(self, model: Any, used: sparse.csr_matrix) -> np.ndarray:
-        raise NotImplementedError
+        """User factors for unseen histories, (Q, factors), from their binary usage rows."""
 
     def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
         model = self.fit(index, kind)

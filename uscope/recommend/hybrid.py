@@ -44,7 +44,6 @@ from uscope.recommend.strategies import (
     Query,
     QueryBatch,
     Scored,
-    adoption_rate,
 )
 
 SEMANTIC_DEFAULTS = {"n_neighbours": 100, "kappa": 5.0, "profile_weight": 1.0,
@@ -103,8 +102,8 @@ class HybridStrategy:
         """log L_c(i) of eq. H3, (n_items,); zeros without a context."""
         if not batch.context:
             return np.zeros(len(index.matrix(kind).items))
-        plain = adoption_rate(index.matrix(kind))
-        in_context = adoption_rate(index.context_matrix(kind, batch.context))
+        plain = index.adoption_rate(kind)
+        in_context = index.adoption_rate(kind, batch.context)
         smooth = 1.0 / max(len(index.user_ids) * len(plain), 1)
         share = plain / max(plain.sum(), 1e-12)
         share_in_context = in_context / max(in_context.sum(), 1e-12)

@@ -18,29 +18,17 @@ from uscope.data.items import (
 from uscope.data.schema import has_times, parse_context
 
 __all__ = ["CONTEXT_HOUR_SIGMA", "CONTEXT_MISMATCH", "KIND_COLUMNS", "ContextTable",
-           "UsageMatrix", "check_context", "context_keys", "context_weights", "intent_column",
-           "item_column", "known_items", "used_items"]
+           "UsageMatrix", "check_context", "intent_column", "item_column", "known_items",
+           "used_items"]
 
 CONTEXT_HOUR_SIGMA = 2.0  # hours: width of the time-of-day context kernel
 CONTEXT_MISMATCH = 0.25  # weight of an event whose categorical context differs from the query's
 TIME_KEYS = ("hour", "weekday")  # derived from timestamps
 
 
-def context_keys(events: pd.DataFrame) -> list[str]:
-    """The context keys these events can answer: ``hour`` and ``weekday`` when timed,
-    ``location`` (the current place category) when any event has one, and every key of the
-    ``context`` column (Frappe: daytime, weekday, homework, weather, ...)."""
-    keys = list(TIME_KEYS) if has_times(events) else []
-    if events["location_category"].notna().any():
-        keys.append("location")
-    if "context" in events.columns and events["context"].notna().any():
-        keys += [k for k in parse_context(events["context"]).columns if k not in keys]
-    return keys
-
-
 def check_context(context: dict | None, keys: list[str]) -> dict:
     """`context` (None values dropped) with its keys checked against the `keys` the events
-    record (``context_keys``); raises naming the unknown keys and the ones available."""
+    record (``ContextTable.keys``); raises naming the unknown keys and the ones available."""
     context = {key: value for key, value in (context or {}).items() if value is not None}
     unknown = sorted(set(context) - set(keys))
     if unknown:
@@ -57,10 +45,22 @@ class ContextTable:
 
     def __init__(self, events: pd.DataFrame):
         self.events = events
-        self.keys = context_keys(events)
         self._values: dict[str, np.ndarray] = {}
-        self._parsed: pd.DataFrame | None = None
         self._seen: dict[str, set[str]] = {}
+        has_context = "context" in events.columns and events["context"].notna().any()
+        self._parsed = parse_context(events["context"]) if has_context else None
+        self.keys = self._keys()
+
+    def _keys(self) -> list[str]:
+        """The context keys these events can answer: ``hour`` and ``weekday`` when timed,
+        ``location`` (the current place category) when any event has one, and every key of
+        the ``context`` column (Frappe: daytime, weekday, homework, weather, ...)."""
+        keys = list(TIME_KEYS) if has_times(self.events) else []
+        if self.events["location_category"].notna().any():
+            keys.append("location")
+        if self._parsed is not None:
+            keys += [k for k in self._parsed.columns if k not in keys]
+        return keys
 
     def values(self, key: str) -> np.ndarray:
         """Each event's value of `key`: hours as floats, categorical keys as lower-case text."""
@@ -75,8 +75,6 @@ class ContextTable:
                 elif key == "weekday" and has_times(events):
                     column = events["timestamp"].dt.day_name()
                 else:
-                    if self._parsed is None:
-                        self._parsed = parse_context(events["context"])
                     column = self._parsed[key]
                 values = column.astype("string").str.lower().fillna("").to_numpy()
             self._values[key] = values
@@ -111,9 +109,3 @@ class ContextTable:
             else:
                 weights *= np.where(self.values(key) == str(value).lower(), 1.0, mismatch)
         return weights
-
-
-def context_weights(events: pd.DataFrame, context: dict | None,
-                    mismatch: float = CONTEXT_MISMATCH) -> np.ndarray:
-    """``ContextTable(events).weights(context)``: eq. C1 for one table and one context."""
-    return ContextTable(events).weights(context, mismatch)

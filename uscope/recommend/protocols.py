@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from uscope.data.items import item_column, item_counts, known_items, ranked_counts, require_items
+from uscope.data.items import item_column, item_counts, ranked_counts, require_items, used_items
 from uscope.data.schema import (
     DataError,
     has_places,
@@ -188,7 +188,7 @@ def later_weeks_split(events: pd.DataFrame, kind: str, history_fraction: float =
     evaluated = enough & user_ids.isin(allowed).to_numpy()
     for user, rows in events[evaluated].groupby(user_ids[evaluated]):
         past = in_history[rows.index]
-        new = _items(rows[~past], kind, column) - _items(rows[past], kind, column)
+        new = used_items(rows[~past], kind, column) - used_items(rows[past], kind, column)
         if new:
             later = rows[~past]
             targets[user] = new
@@ -287,10 +287,6 @@ def _item_values(rows: pd.DataFrame, column: str) -> pd.Series:
     return rows[column].astype("string")
 
 
-def _items(rows: pd.DataFrame, kind: str, column: str) -> set[str]:
-    return set(known_items(rows, kind, column).unique())
-
-
 def _most_common(values: pd.Series, weights: np.ndarray):
     counts = ranked_counts(values.astype("string").where(values.notna()), weights)
     return counts.index[0]
@@ -306,7 +302,7 @@ def _hide_items(events: pd.DataFrame, kind: str, column: str, users, seed: int, 
     targets, target_rows = {}, {}
     for user, rows in events[events["user_id"].astype(str).isin(allowed)].groupby("user_id"):
         user = str(user)
-        items = sorted(_items(rows, kind, column))
+        items = sorted(used_items(rows, kind, column))
         if len(items) < min_items:
             continue
         chosen = _user_rng(seed, user).choice(len(items), size=n_hidden(len(items)),

@@ -46,8 +46,8 @@ from scipy import sparse
 from uscope.data.items import UsageMatrix, item_column, used_items
 from uscope.recommend.items import ContextTable
 
-ANY_USER = "query"
-CONTEXT_CACHE = 64  # context-weighted usage matrices an index keeps  # the one row of a query history's own usage matrix
+ANY_USER = "query"  # the one row of a query history's own usage matrix
+CONTEXT_CACHE = 64  # context-weighted usage matrices an index keeps
 
 
 @dataclass
@@ -147,6 +147,10 @@ class CatalogueIndex:
                 self._adopted[kind] = cached
         return cached[1]
 
+    def adoption_rate(self, kind: str, context: dict | None = None) -> np.ndarray:
+        """Mean adoption over the index users, (n_items,), under `context`."""
+        return np.asarray(self.adoption(kind, context).mean(axis=0)).ravel()
+
     def batch(self, queries: list[Query], kind: str) -> QueryBatch:
         """Single queries as one ``QueryBatch`` (they must share one context)."""
         contexts = {tuple(sorted(q.context.items())) for q in queries}
@@ -188,9 +192,9 @@ class PopularStrategy:
     def score_batch(self, index: CatalogueIndex, batch: QueryBatch, kind: str) -> np.ndarray:
         """p(i) for every query (under the batch's context, the share of context-weighted
         adopters)."""
-        usage = index.context_matrix(kind, batch.context)
-        return np.tile(usage.popularity() if not batch.context else adoption_rate(usage),
-                       (len(batch), 1))
+        popularity = (index.matrix(kind).popularity() if not batch.context
+                      else index.adoption_rate(kind, batch.context))
+        return np.tile(popularity, (len(batch), 1))
 
     def score(self, index: CatalogueIndex, query: Query, kind: str) -> Scored:
         popularity = self.score_batch(index, index.batch([query], kind), kind)[0]
@@ -203,11 +207,6 @@ def adoption(counts: sparse.csr_matrix) -> sparse.csr_matrix:
     out = counts.astype(np.float64, copy=True)
     out.data = 1.0 - np.exp(-out.data)
     return out
-
-
-def adoption_rate(usage: UsageMatrix) -> np.ndarray:
-    """Mean adoption over the users, (n_items,): p(i) when weights are 0/1 uses."""
-    return np.asarray(adoption(usage.counts).mean(axis=0)).ravel()
 
 
 class NeighboursStrategy:
@@ -276,7 +275,7 @@ class NeighboursStrategy:
                                     shape=(len(batch), len(index.user_ids)))
         votes = (weights @ adopted).toarray()  # (Q, n_items) sum_n w_n a_n(i)
         population = (full.popularity() if not batch.context  # p(i), in context if given
-                      else np.asarray(adopted.mean(axis=0)).ravel())
+                      else index.adoption_rate(kind, batch.context))
         scores = ((votes + self.kappa * population)
                   / (weight.sum(axis=1, keepdims=True) + self.kappa))  # q(i), eq. N2
         if self.combine == "lift":  # eq. N3
