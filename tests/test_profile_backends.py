@@ -278,7 +278,7 @@ def test_transformers_backend_batches_with_left_padding(events, tiny_chat_lm):
     from uscope.profile.backends.hf import TransformersBackend, chat_texts
 
     backend = TransformersBackend(loaded=tiny_chat_lm, label="tiny",
-                                  generation=GenerationConfig(max_new_tokens=4,
+                                  generation=GenerationConfig(max_new_tokens=4, complete_sentences=False,
                                                               repetition_penalty=1.0))
     assert backend.name == "transformers" and backend.model == "tiny"
     reqs = requests_for(events, ["gamer", "reader", "nobody"])  # prompts of different lengths

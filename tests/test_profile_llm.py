@@ -32,7 +32,7 @@ def events():
 
 def test_smollm2_writes_profiles_that_are_embedded(events, smollm2, minilm):
     backend = TransformersBackend(loaded=smollm2, label="SmolLM2-135M-Instruct",
-                                  generation=GenerationConfig(max_new_tokens=24))
+                                  generation=GenerationConfig(max_new_tokens=24, complete_sentences=False))
     ps = profile_users(events, backend, encoder=ProfileEncoder(loaded=minilm),
                        users=["night_gamer", "commuter", "newcomer"])
     assert ps.frame["status"].tolist() == ["ok", "ok", "ok"]
@@ -51,7 +51,7 @@ def test_greedy_generation_is_reproducible(events, smollm2):
     from uscope.profile.features import iter_features
     from uscope.profile.prompting import load_template
 
-    backend = TransformersBackend(loaded=smollm2, generation=GenerationConfig(max_new_tokens=8))
+    backend = TransformersBackend(loaded=smollm2, generation=GenerationConfig(max_new_tokens=8, complete_sentences=False))
     template = load_template()
     (f,) = iter_features(events, ["commuter"])
     request = ProfileRequest(f.user_id, template.render(f), f)

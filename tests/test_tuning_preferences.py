@@ -148,7 +148,7 @@ def test_best_of_smollm2_samples_is_logged_and_chosen(population, smollm2, tmp_p
 
     requests = population[:3]
     writer = TransformersBackend(loaded=smollm2, generation=GenerationConfig(
-        max_new_tokens=24, temperature=0.9, seed=1))
+        max_new_tokens=24, temperature=0.9, seed=1, complete_sentences=False))
     log = JobLog(tmp_path / "samples.jsonl", resume=False)
     texts = collect_samples(requests, writer, log, samples=2, batch_size=3)
     assert set(log.records) == {r.user_id for r in requests}

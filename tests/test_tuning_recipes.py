@@ -144,7 +144,7 @@ def test_trained_adapters_reload_and_generate(work, sft, simulated):
     assert tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
     events = simulated.events[simulated.events["user_id"].isin(["0", "1", "2"])]
-    writer = TransformersBackend(adapter=adapter, generation=GenerationConfig(max_new_tokens=24))
+    writer = TransformersBackend(adapter=adapter, generation=GenerationConfig(max_new_tokens=24, complete_sentences=False))
     assert writer.model.endswith(f"+{adapter}")
     profiles = profile_users(events, backend=writer)
     assert profiles.ok.frame["profile"].str.len().min() > 0

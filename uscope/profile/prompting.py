@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sysconfig
 import unicodedata
 from dataclasses import dataclass
@@ -63,10 +64,15 @@ def prompts_dir() -> Path:
 
 @dataclass(frozen=True)
 class Prompt:
-    """A rendered prompt: system and user message."""
+    """A rendered prompt: system and user message. A grounded template (``mode ==
+    "grounded"``, see ``uscope.profile.grounded``) adds the instructions of its two stages:
+    the checkable fields (``fields_instruction``) and the free text (``text_instruction``)."""
 
     system: str
     user: str
+    mode: str = "free"
+    fields_instruction: str = ""
+    text_instruction: str = ""
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -79,20 +85,34 @@ class PromptTemplate:
 
     name: str
     source: str
+    base: PromptTemplate | None = None  # the facts template a grounded one builds on
 
     @property
     def version(self) -> str:
-        digest = hashlib.sha256(self.source.encode("utf-8")).hexdigest()[:10]
+        sources = self.source + (self.base.source if self.base is not None else "")
+        digest = hashlib.sha256(sources.encode("utf-8")).hexdigest()[:10]
         return f"{self.name}@{digest}"
+
+    @property
+    def grounded(self) -> bool:
+        return self.base is not None
 
     def render(self, features: UserFeatures) -> Prompt:
         return self.render_context(prompt_context(features))
 
     def render_context(self, context: dict[str, Any]) -> Prompt:
-        """Render with any context (wrap user-derived strings in ``UserText``)."""
+        """Render with any context (wrap user-derived strings in ``UserText``). A grounded
+        template receives its base template's rendered facts as ``facts``."""
+        if self.base is not None:
+            facts = self.base.render_context(context)
+            context = {**context, "facts": facts.user}
         module = _compile(self.source).make_module(context)
         system = str(getattr(module, "system", "")).strip()
-        return Prompt(system=system, user=str(module).strip())
+        if self.base is None:
+            return Prompt(system=system, user=str(module).strip())
+        return Prompt(system=system or facts.system, user=str(module).strip(), mode="grounded",
+                      fields_instruction=str(module.fields_instruction).strip(),
+                      text_instruction=str(module.text_instruction).strip())
 
 
 @lru_cache(maxsize=16)
@@ -100,6 +120,9 @@ def _compile(source: str):
     env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize,
                                autoescape=False, keep_trailing_newline=False)
     return env.from_string(source)
+
+
+_BASE = re.compile(r"""\{%-?\s*set\s+base\s*=\s*["']([\w.-]+)["']\s*-?%\}""")
 
 
 def load_template(name_or_path: str | os.PathLike = DEFAULT_TEMPLATE) -> PromptTemplate:
@@ -110,7 +133,10 @@ def load_template(name_or_path: str | os.PathLike = DEFAULT_TEMPLATE) -> PromptT
     if not path.is_file():
         available = sorted(p.stem for p in prompts_dir().glob("*.j2"))
         raise FileNotFoundError(f"prompt template {path} not found; available: {available}")
-    return PromptTemplate(name=path.stem, source=path.read_text(encoding="utf-8"))
+    source = path.read_text(encoding="utf-8")
+    base = _BASE.search(source)  # a grounded template names the facts template it builds on
+    return PromptTemplate(name=path.stem, source=source,
+                          base=load_template(base.group(1)) if base else None)
 
 
 def _hour_range(hour: int) -> str:

@@ -5,14 +5,8 @@ consistent with the user's history H_u (the teacher's, or the best of several sa
 profile from a heuristic or mismatched baseline: the heuristic writer's text, or the chosen
 profile of another user (the one whose app-category usage is least like this user's).
 
-"Consistent with H_u" is measured by the consistency score stated here:
-
-    c(y | H_u) = R(y) - F(y),  in [-1, 1]
-    R(y) = |E_u ∩ M(y)| / |E_u|    evidence recall: E_u = the user's top-3 intents (app
-                                   categories; place categories for a location-only user) and
-                                   main place (as in ``uscope.profile.quality.faithfulness``)
-    F(y) = |M(y) \\ U_u| / |M(y)|   false mentions: M(y) = category and place names of the
-                                   population named in y, U_u = those the user actually used
+"Consistent with H_u" is measured by the consistency score c(y | H_u) = R(y) - F(y) of
+``uscope.profile.faithfulness`` (evidence recall minus false mentions), re-exported here.
 
 A triplet is kept only when c(y_w | H_u) - c(y_l | H_u) > margin; the others are dropped and
 counted, so every written pair prefers the profile that fits the evidence better.
@@ -20,84 +14,31 @@ counted, so every written pair prefers the profile that fits the evidence better
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from uscope.data.schema import UNKNOWN_CATEGORY
 from uscope.profile.backends import ProfileRequest, generate_with_retries
 from uscope.profile.backends.heuristic import heuristic_profile
-from uscope.profile.features import NO_LOCATION, UserFeatures
+from uscope.profile.faithfulness import (
+    consistency_score,
+    evidence_names,
+    mentioned,
+    used_names,
+    vocabulary,
+)
+from uscope.profile.features import UserFeatures
 from uscope.profile.quality import category_usage
 from uscope.tuning.joblog import JobLog
 
+__all__ = ["REJECTED_SOURCES", "PreferenceReport", "best_sample", "build_triplets",
+           "collect_samples", "consistency_score", "evidence_names", "least_similar",
+           "mentioned", "used_names", "vocabulary"]
+
 REJECTED_SOURCES = ("mismatched", "heuristic")
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.casefold().replace("_", " ").split())
-
-
-def mentioned(text: str | None, names: Iterable[str]) -> set[str]:
-    """The names that occur in ``text`` as whole words (case-insensitive, "_" = " ").
-
-    Longer names are matched first and blanked out, so "Business affairs" does not also count
-    as a mention of "Business".
-    """
-    remaining = _normal(text or "")
-    found = set()
-    for name in sorted(set(names), key=lambda n: (-len(n), n)):
-        pattern = re.compile(rf"(?<!\w){re.escape(_normal(name))}(?!\w)")
-        if pattern.search(remaining):
-            found.add(name)
-            remaining = pattern.sub(" ", remaining)
-    return found
-
-
-def _venues(f: UserFeatures) -> set[str]:
-    """Venue ids count as names only for location-only users, whose profiles name them (an app
-    user's base-station ids would match numbers such as percentages)."""
-    return set() if f.uses_apps else {v for v, _, _ in f.top_venues}
-
-
-def used_names(f: UserFeatures) -> set[str]:
-    """App and place categories and places with at least one event in the user's history
-    (places beyond the top ones are known only where apps were used, as rows of C_u)."""
-    categories = {c for c, n in zip(f.app_categories, f.C_u.sum(axis=0)) if n > 0}
-    places = {p for p, n in zip(f.locations, f.C_u.sum(axis=1)) if n > 0}
-    places |= set(f.place_category_shares) | {p for p, _ in f.top_places} | _venues(f)
-    return (categories | places) - {UNKNOWN_CATEGORY, NO_LOCATION}
-
-
-def evidence_names(f: UserFeatures) -> list[str]:
-    """E_u: the top-3 intents (app categories, or place categories for a location-only user)
-    and the main place."""
-    names = [c for c, _ in f.top_intents[:3]]
-    if f.main_place is not None:
-        names.append(f.main_place)
-    return names
-
-
-def vocabulary(features: Iterable[UserFeatures]) -> set[str]:
-    """Every category and place name of the population (what a profile could name)."""
-    names: set[str] = set()
-    for f in features:
-        names |= set(f.app_categories) | set(f.locations) | set(f.place_category_shares)
-        names |= {p for p, _ in f.top_places} | _venues(f)
-    return names - {UNKNOWN_CATEGORY, NO_LOCATION}
-
-
-def consistency_score(text: str | None, f: UserFeatures, names: set[str]) -> float:
-    """c(y | H_u) = R(y) - F(y) (module docstring); ``names`` = ``vocabulary(...)``."""
-    evidence = evidence_names(f)
-    named = mentioned(text, names | set(evidence))
-    recall = len(named & set(evidence)) / len(evidence) if evidence else 0.0
-    false = len(named - used_names(f)) / len(named) if named else 0.0
-    return recall - false
 
 
 @dataclass

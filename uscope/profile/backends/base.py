@@ -47,12 +47,27 @@ class GenerationConfig:
     top_p: float = 1.0
     repetition_penalty: float = 1.1
     seed: int = 0  # used when temperature > 0
+    complete_sentences: bool = True  # cut the text after its last sentence end
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+
+def finished_text(text: str | None, generation: GenerationConfig) -> Generation:
+    """A generated text as a ``Generation``: cut after its last sentence end when
+    ``complete_sentences`` is set, an error when it holds no complete sentence."""
+    if text is None or not generation.complete_sentences:
+        return Generation(text.strip() if text is not None else None)
+    from uscope.profile.faithfulness import end_at_sentence
+
+    whole = end_at_sentence(text)
+    if whole is None and text.strip():
+        return Generation(None, f"no complete sentence within {generation.max_new_tokens} "
+                                "new tokens")
+    return Generation(whole or "")
 
 
 @runtime_checkable

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from uscope.profile.backends.base import Generation, ProfileRequest
+from uscope.profile.faithfulness import DAYPARTS
 from uscope.profile.features import UserFeatures
 
-_DAYPARTS = ((0, 6, "at night"), (6, 12, "in the morning"), (12, 18, "in the afternoon"),
-             (18, 24, "in the evening"))
+_PHRASES = {"night": "at night", "morning": "in the morning", "afternoon": "in the afternoon",
+            "evening": "in the evening"}
 
 
 def _list(items: Sequence[str]) -> str:
@@ -29,7 +30,8 @@ def _list(items: Sequence[str]) -> str:
 
 def _daypart(f: UserFeatures) -> str:
     by_hour = f.pi_time.sum(axis=0)  # (24,)
-    shares = [(float(by_hour[a:b].sum()), name) for a, b, name in _DAYPARTS]
+    shares = [(float(by_hour[list(hours)].sum()), _PHRASES[name])
+              for name, hours in DAYPARTS.items()]
     return max(shares, key=lambda s: s[0])[1]
 
 

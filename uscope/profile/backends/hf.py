@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from uscope.models import SMOLLM2_NAME, load_instruct_lm, model_label, pad_left
-from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
+from uscope.profile.backends.base import (
+    Generation,
+    GenerationConfig,
+    ProfileRequest,
+    finished_text,
+)
+from uscope.profile.backends.heuristic import heuristic_profile
+from uscope.profile.faithfulness import vocabulary
+from uscope.profile.grounded import GroundedStats, write_grounded
 
 
 def chat_texts(tokenizer: Any, requests: Sequence[ProfileRequest]) -> list[str]:
@@ -31,36 +39,76 @@ class TransformersBackend:
 
     def __init__(self, model: str | os.PathLike | None = None,
                  generation: GenerationConfig | None = None, *, loaded: tuple[Any, Any] | None = None,
-                 label: str | None = None, adapter: str | os.PathLike | None = None):
+                 label: str | None = None, adapter: str | os.PathLike | None = None,
+                 names: set[str] | None = None):
         """``loaded`` = an already loaded (model, tokenizer) pair, e.g. shared between jobs;
-        ``adapter`` = a PEFT (LoRA) adapter folder, e.g. trained by ``recipes/dpo.py``."""
+        ``adapter`` = a PEFT (LoRA) adapter folder, e.g. trained by ``recipes/dpo.py``;
+        ``names`` = the population's category and place names, which the free text of a
+        grounded profile is checked against (besides those of the batch's users)."""
         if loaded is not None and adapter is not None:
             raise ValueError("pass adapter= with a model to load, not with an already loaded one")
         self.generation = generation or GenerationConfig()
         self.lm, self.tokenizer = loaded if loaded is not None else load_instruct_lm(
             model, adapter=adapter)
         pad_left(self.tokenizer)  # also for a pair loaded elsewhere
+        self.names = set(names or ())
+        self.grounded_stats = GroundedStats()
         self.model = label or model_label(model, SMOLLM2_NAME) + (
             f"+{adapter}" if adapter is not None else "")
 
-    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
+    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
+                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
+        """Each conversation continued under its regex (``uscope.profile.constrained``)."""
+        from uscope.profile.constrained import generate_constrained
+
+        prompts = [self.tokenizer.apply_chat_template(m, tokenize=False,
+                                                      add_generation_prompt=True)
+                   for m in conversations]
+        out = generate_constrained(self.lm, self.tokenizer, prompts, regexes,
+                                   max_new_tokens=max_new_tokens, temperature=temperature,
+                                   seed=self.generation.seed,
+                                   repetition_penalty=self.generation.repetition_penalty)
+        return [(o.text, o.complete) for o in out]
+
+    def _grounded(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
+        from uscope.profile.constrained import regex_of_schema
+
+        names = self.names | vocabulary(r.features for r in requests)
+        profiles = write_grounded(requests, self, regex_of_schema, names,
+                                  self.grounded_stats)
+        return [Generation(p.text if p is not None else heuristic_profile(r.features))
+                for p, r in zip(profiles, requests)]
+
+    def _generate(self, prompts: Sequence[str], max_new_tokens: int,
+                  temperature: float) -> list[str]:
+        """Plain batched generation from chat-templated prompts; the new text of each."""
         import torch
 
-        if not requests:
-            return []
         gen = self.generation
-        encoded = self.tokenizer(chat_texts(self.tokenizer, requests), return_tensors="pt",
-                                 padding=True, add_special_tokens=False)
+        encoded = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
+                                 add_special_tokens=False)
         sampling: dict[str, Any] = {"do_sample": False}
-        if gen.temperature > 0:
+        if temperature > 0:
             torch.manual_seed(gen.seed)  # generate() draws from the global generator
-            sampling = {"do_sample": True, "temperature": gen.temperature, "top_p": gen.top_p}
+            sampling = {"do_sample": True, "temperature": temperature, "top_p": gen.top_p}
         with torch.inference_mode():
             out = self.lm.generate(
-                **encoded, max_new_tokens=gen.max_new_tokens,
+                **encoded, max_new_tokens=max_new_tokens,
                 repetition_penalty=gen.repetition_penalty,
                 pad_token_id=self.tokenizer.pad_token_id, **sampling,
             )  # (B, L_prompt + L_new)
         new = out[:, encoded["input_ids"].shape[1]:]  # (B, L_new)
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [Generation(t.strip()) for t in texts]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
+        if not requests:
+            return []
+        modes = {r.prompt.mode for r in requests}
+        if modes == {"grounded"}:
+            return self._grounded(requests)
+        if len(modes) > 1:
+            raise ValueError(f"one batch mixes prompt modes {sorted(modes)}")
+        gen = self.generation
+        texts = self._generate(chat_texts(self.tokenizer, requests), gen.max_new_tokens,
+                               gen.temperature)
+        return [finished_text(t, gen) for t in texts]

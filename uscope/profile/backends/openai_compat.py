@@ -17,7 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
+from uscope.profile.backends.base import (
+    Generation,
+    GenerationConfig,
+    ProfileRequest,
+    finished_text,
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class OpenAIBackend:
         try:
             with urllib.request.urlopen(http, timeout=self.config.timeout_s) as response:
                 body = json.loads(response.read().decode("utf-8"))
-            return Generation(parse_chat_response(body))
+            return finished_text(parse_chat_response(body), self.generation)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             return Generation(None, f"HTTP {exc.code} from {self.url}: {detail}")

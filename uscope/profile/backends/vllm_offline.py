@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from uscope.profile.backends.base import Generation, GenerationConfig, ProfileRequest
+from uscope.profile.backends.base import (
+    Generation,
+    GenerationConfig,
+    ProfileRequest,
+    finished_text,
+)
 
 VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
 
@@ -105,4 +110,5 @@ class VLLMBackend:
             return []
         outputs = self.llm.chat(conversations(requests), self.sampling, lora_request=self.lora,
                                 use_tqdm=False)
-        return [Generation(o.outputs[0].text.strip() if o.outputs else None) for o in outputs]
+        return [finished_text(o.outputs[0].text if o.outputs else None, self.generation)
+                for o in outputs]

@@ -1,0 +1,155 @@
+"""Grounded profiles (issue 22): per-user constrained decoding with outlines-core on the real
+SmolLM2, the fields' schema, the free-text check, and the template plumbing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.test_profile_backends import POPULATION, make_events, requests_for
+from uscope.profile.constrained import (
+    byte_vocabulary,
+    generate_constrained,
+    regex_of_schema,
+    token_bytes,
+)
+from uscope.profile.faithfulness import contradictions, split_sentences, vocabulary
+from uscope.profile.features import iter_features
+from uscope.profile.grounded import (
+    PERSONA_PREFIX,
+    GroundedStats,
+    _parse,
+    choice_schema,
+    field_specs,
+    fixed_facts,
+    parse_fields,
+    persona_of,
+    profile_regex,
+    profile_schema,
+    render_fields,
+    split_answer,
+)
+from uscope.profile.prompting import load_template
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture(scope="module")
+def events():
+    return make_events(POPULATION)
+
+
+@pytest.fixture(scope="module")
+def features(events):
+    return {f.user_id: f for f in iter_features(events, list(POPULATION))}
+
+
+def test_token_bytes_reassemble_any_script(smollm2):
+    _, tok = smollm2
+    table = token_bytes(tok)
+    for text in ("综合资讯 and 通讯聊天", "Café 12%", "Games"):
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert b"".join(table[i] for i in ids) == text.encode("utf-8")
+    assert tok.eos_token_id not in table  # special tokens are left to the guide's EOS
+    assert byte_vocabulary(tok) is byte_vocabulary(tok)  # built once per tokenizer
+
+
+def test_specs_take_their_values_from_the_users_features(features):
+    gamer = features["gamer"]
+    specs = {s.key: s for s in field_specs(gamer)}
+    assert specs["categories"].options == ("Games", "Social")
+    assert specs["apps"].options == ("Arena", "Chat")
+    assert specs["places"].options == ("Residence", "Campus")
+    assert set(specs["active_time"].options) <= {"night", "morning", "afternoon", "evening"}
+    schema = choice_schema(list(specs.values()))
+    assert schema["properties"]["categories"]["items"]["enum"] == ["Games", "Social"]
+    assert schema["properties"]["categories"]["maxItems"] == 2  # no more items than options
+    full = profile_schema(gamer)
+    assert {"persona", "text"} <= set(full["properties"]) and set(full["required"]) == set(
+        full["properties"])
+    assert fixed_facts(gamer)["days"] == "on weekdays"  # Mon and Tue only
+
+
+def test_parse_fields_keeps_allowed_values_and_falls_back(features):
+    specs = field_specs(features["gamer"])
+    fields, whole = parse_fields('{"categories":["Social","Social"],"apps":["Chat"],'
+                                 '"places":["Campus"],"active_time":["afternoon"]}', specs)
+    assert whole and fields["categories"] == ["Social"]
+    fields, whole = parse_fields('{"categories":["Soc', specs)  # cut by the token budget
+    assert not whole and fields["categories"] == ["Games"] and fields["apps"] == ["Arena"]
+
+
+def test_regex_holds_the_users_choices_only(features):
+    specs = field_specs(features["gamer"])
+    regex = profile_regex(regex_of_schema(choice_schema(specs)))
+    good = ('{"categories":["Games"],"apps":["Arena","Chat"],"places":["Residence"],'
+            '"active_time":["' + specs[-1].options[0] + '"]}\n' + PERSONA_PREFIX + " a gamer.")
+    assert re.fullmatch(regex, good)
+    assert not re.fullmatch(regex, good.replace('"Games"', '"News"'))  # another user's
+    assert not re.fullmatch(regex, good.replace(PERSONA_PREFIX, "They are"))
+
+
+def test_parse_drops_contradicting_sentences_and_counts(events, features):
+    (request,) = requests_for(events, ["gamer"])
+    specs = field_specs(features["gamer"])
+    names = vocabulary(features.values())
+    stats = GroundedStats()
+    answer = (json.dumps({"categories": ["Games"], "apps": ["Arena"], "places": ["Residence"],
+                          "active_time": [specs[-1].options[0]]}, separators=(",", ":"))
+              + f"\n{PERSONA_PREFIX} an evening gamer. They read News every morning. "
+              "They like Arena. And then they")
+    fields, fixed, facts, kept, dropped = _parse(answer, request, specs, names, stats)
+    assert kept == f"{PERSONA_PREFIX} an evening gamer. They like Arena."
+    assert dropped == 1 and stats.counts["dropped_sentences"] == 1
+    assert stats.counts["free_sentences"] == 3  # the trailing fragment is cut first
+    assert persona_of(kept) == "an evening gamer"
+    assert facts == render_fields(fields, specs, fixed)
+    assert facts.startswith("Main app categories: Games. Main apps: Arena. Main places: "
+                            "Residence. Most active in the ")
+    assert split_answer(answer)[0].startswith('{"categories"')
+
+
+def test_constrained_rows_decode_under_their_own_regex(smollm2):
+    lm, tok = smollm2
+    from uscope.models import pad_left
+
+    pad_left(tok)
+    options = [["综合资讯", "通讯聊天"], ["Games", "Social", "News"]]
+    schemas = [{"type": "object", "properties": {"category": {"enum": o}},
+                "required": ["category"], "additionalProperties": False} for o in options]
+    prompts = [tok.apply_chat_template([{"role": "user", "content": f"Pick one of {o} as JSON."}],
+                                       tokenize=False, add_generation_prompt=True)
+               for o in options]
+    out = generate_constrained(lm, tok, prompts, [regex_of_schema(s) for s in schemas],
+                               max_new_tokens=24)
+    for row, allowed in zip(out, options):
+        assert row.complete
+        assert json.loads(row.text)["category"] in allowed
+
+
+@pytest.mark.slow
+def test_grounded_profiles_of_real_smollm2_are_faithful(events, features, smollm2, minilm):
+    from uscope.profile import ProfileConfig, ProfileEncoder, profile_users
+    from uscope.profile.backends.hf import TransformersBackend
+
+    template = load_template("grounded_v1")
+    assert template.grounded and template.base.name == "profile_v2"
+    assert template.version != load_template("profile_v2").version
+    backend = TransformersBackend(loaded=smollm2)
+    users = ["gamer", "reader", "slow-user", "nobody"]  # "nobody" has no events
+    ps = profile_users(events, backend, encoder=ProfileEncoder(loaded=minilm), users=users,
+                       config=ProfileConfig(template="grounded_v1", batch_size=4))
+    assert ps.frame["status"].tolist() == ["ok"] * 4
+    names = vocabulary(features.values())
+    for user, text in zip(users[:3], ps.frame["profile"]):
+        f = features[user]
+        assert contradictions(text, f, names) == []
+        assert text.startswith("Main app categories: ")
+        named = text.split(".")[0].removeprefix("Main app categories: ").split(", ")
+        assert set(named) <= {c for c, _ in f.top_categories}
+        assert split_sentences(text)[-1].endswith(".")
+    assert "cold start" in ps.frame["profile"].iloc[3]
+    counts = backend.grounded_stats.counts
+    assert counts["users"] == 3 and counts["dropped_sentences"] <= counts["free_sentences"]

@@ -1,0 +1,251 @@
+"""Grounded profile generation: y_u (eq. 23) whose checkable facts cannot leave H_u.
+
+A profile has checkable fields, whose allowed values come from the user's own features, and
+free text for what the statistics do not state:
+
+- decoded under a per-user JSON Schema (``choice_schema``, constrained decoding): the main
+  categories (app categories; place categories for a location-only user), main apps, main
+  places and the busiest parts of the day, each an ``enum`` of what the user actually did;
+- fixed by the features (no choice left, so not decoded): which days (weekdays, weekends or
+  all week) and the regularity class of sigma_u;
+- free text, written in the same pass right after the fields (so with the chosen values in
+  view) and started for the model (``PERSONA_PREFIX``): a persona sentence, then likely
+  interests and routine. One regex per user covers both parts (``profile_regex``).
+
+The free text is checked against the fields and the features (``uscope.profile.faithfulness``):
+a sentence holding a refuted claim is dropped; a user left without free text is regenerated
+once by sampling; every drop and regeneration is counted in ``GroundedStats``. The rendered
+text (fields, then free text) is y_u, what the encoder embeds (eq. 24).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from uscope.profile.faithfulness import (
+    DAYPARTS,
+    drop_contradicting,
+    end_at_sentence,
+    split_sentences,
+)
+from uscope.profile.features import UserFeatures
+
+MIN_DAYPART_SHARE = 0.2  # a part of the day is offered when it holds this share of events
+PERSONA_PREFIX = "This user is"
+MAX_NEW_TOKENS = 144  # fields and free text together
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One decoded field: its JSON key, how the rendered text labels it, its allowed values."""
+
+    key: str
+    label: str
+    options: tuple[str, ...]
+    max_items: int = 3
+
+
+def _daypart_shares(f: UserFeatures) -> list[tuple[str, float]]:
+    by_hour = f.pi_time.sum(axis=0)  # (24,)
+    shares = [(name, float(sum(by_hour[h] for h in hours))) for name, hours in DAYPARTS.items()]
+    return sorted(shares, key=lambda s: -s[1])
+
+
+def field_specs(f: UserFeatures) -> list[FieldSpec]:
+    """The fields the model chooses, each restricted to the user's own values."""
+    specs = []
+    if f.uses_apps:
+        if f.top_categories:
+            specs.append(FieldSpec("categories", "Main app categories",
+                                   tuple(c for c, _ in f.top_categories)))
+        specs.append(FieldSpec("apps", "Main apps", tuple(a for a, _ in f.top_apps)))
+        places = tuple(p for p, _ in f.top_places)
+    else:
+        if f.top_place_categories:
+            specs.append(FieldSpec("categories", "Main kinds of place",
+                                   tuple(c for c, _ in f.top_place_categories)))
+        places = tuple(v for v, _, _ in f.top_venues) or tuple(p for p, _ in f.top_places)
+    if places:
+        specs.append(FieldSpec("places", "Main places", places, max_items=2))
+    if f.timed and f.n_used:
+        ranked = _daypart_shares(f)
+        parts = [name for name, share in ranked if share >= MIN_DAYPART_SHARE] or [ranked[0][0]]
+        specs.append(FieldSpec("active_time", "Most active", tuple(parts), max_items=2))
+    return [s for s in specs if s.options]
+
+
+def fixed_facts(f: UserFeatures) -> dict[str, str]:
+    """Fields the features fix outright: the days of activity and the regularity class."""
+    if not f.timed or not f.n_used:
+        return {}
+    weekend = float(f.pi_time[5:].sum())
+    facts = {"days": "on weekdays" if weekend < 0.1 else "mostly at weekends" if weekend > 0.5
+             else "all week"}
+    consistency = f.sigma.routine_consistency
+    if consistency is not None:
+        facts["regularity"] = ("regular" if consistency > 0.7 else "varied" if consistency < 0.4
+                               else "fairly regular")
+    return facts
+
+
+def choice_schema(specs: Sequence[FieldSpec]) -> dict:
+    """The JSON Schema of the decoded fields (arrays of enums; every field required)."""
+    properties = {s.key: {"type": "array", "items": {"enum": list(s.options)}, "minItems": 1,
+                          "maxItems": min(s.max_items, len(s.options))} for s in specs}
+    return {"type": "object", "properties": properties, "required": [s.key for s in specs],
+            "additionalProperties": False}
+
+
+def profile_schema(f: UserFeatures) -> dict:
+    """The whole profile's JSON Schema: decoded fields, fixed facts (a one-value enum each)
+    and the free-text fields."""
+    schema = choice_schema(field_specs(f))
+    for key, value in fixed_facts(f).items():
+        schema["properties"][key] = {"enum": [value]}
+    for key in ("persona", "text"):
+        schema["properties"][key] = {"type": "string"}
+    schema["required"] = list(schema["properties"])
+    return schema
+
+
+def parse_fields(text: str, specs: Sequence[FieldSpec]) -> tuple[dict[str, list[str]], bool]:
+    """The decoded fields (duplicates removed, order kept), and whether the JSON was whole; a
+    field that is missing or broken takes its first option (counted by the caller)."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = {}
+    whole = isinstance(raw, dict) and all(s.key in raw for s in specs)
+    fields = {}
+    for s in specs:
+        values = raw.get(s.key) if isinstance(raw, dict) else None
+        chosen = [v for v in (values if isinstance(values, list) else []) if v in s.options]
+        fields[s.key] = list(dict.fromkeys(chosen)) or [s.options[0]]
+    return fields, whole
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def render_fields(fields: dict[str, list[str]], specs: Sequence[FieldSpec],
+                  fixed: dict[str, str]) -> str:
+    """The checkable part of y_u as sentences (names as the data spells them, no numbers)."""
+    sentences = [f"{s.label}: {', '.join(fields[s.key])}." for s in specs
+                 if s.key != "active_time"]
+    if "active_time" in fields:
+        when = f"Most active in the {_join(fields['active_time'])}"
+        if "days" in fixed:
+            when += f", {fixed['days']}"
+        if "regularity" in fixed:
+            when += f", with a {fixed['regularity']} daily routine"
+        sentences.append(when + ".")
+    return " ".join(sentences)
+
+
+def persona_of(free_text: str | None) -> str | None:
+    """The persona: the first sentence of a free text that kept it (it starts with
+    ``PERSONA_PREFIX``), without the prefix."""
+    first = split_sentences(free_text)[:1]
+    if not first or not first[0].startswith(PERSONA_PREFIX):
+        return None
+    return first[0][len(PERSONA_PREFIX):].strip(" .") or None
+
+
+@dataclass
+class GroundedStats:
+    """What the checks did, summed over users."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+@dataclass(frozen=True)
+class GroundedProfile:
+    """One user's grounded profile: the fields, the kept free text and the rendered y_u."""
+
+    fields: dict[str, list[str]]
+    fixed: dict[str, str]
+    free_text: str
+    text: str
+    dropped_sentences: int
+    regenerated: bool
+
+
+class GroundingDecoder(Protocol):
+    """What a backend offers grounded generation (``TransformersBackend`` does)."""
+
+    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
+                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
+        """Each conversation's answer under its regex, and whether the regex completed."""
+
+
+def profile_regex(fields_regex: str) -> str:
+    """The whole answer: the fields' JSON, a newline, then the free text after the prefix."""
+    return fields_regex + r"\n" + re.escape(PERSONA_PREFIX) + r" [^\n]*"
+
+
+def split_answer(answer: str) -> tuple[str, str]:
+    """(fields JSON, free text) of one grounded answer."""
+    head, _, tail = answer.partition("\n")
+    return head, tail.strip()
+
+
+def _messages(r) -> list[dict]:
+    user = f"{r.prompt.user}\n\n{r.prompt.fields_instruction}\n{r.prompt.text_instruction}"
+    return [{"role": "system", "content": r.prompt.system}, {"role": "user", "content": user}]
+
+
+def write_grounded(requests: Sequence, decoder: GroundingDecoder, regex_of: Callable[[dict], str],
+                   names: set[str], stats: GroundedStats, *, max_new_tokens: int = MAX_NEW_TOKENS,
+                   retry_temperature: float = 0.7) -> list[GroundedProfile | None]:
+    """Grounded profiles of ``ProfileRequest``s whose prompts come from a grounded template;
+    None for a user with no events (nothing to ground; the caller writes a cold-start text)."""
+    live = [r for r in requests if r.features.n_used > 0]
+    specs = [field_specs(r.features) for r in live]
+    conversations = [_messages(r) for r in live]
+    regexes = [profile_regex(regex_of(choice_schema(s))) for s in specs]
+    answers = decoder.decode_constrained(conversations, regexes, max_new_tokens, 0.0)
+    parsed = [_parse(a, r, s, names, stats) for (a, _), r, s in zip(answers, live, specs)]
+    empty = [i for i, p in enumerate(parsed) if not p[3]]
+    if empty:  # one sampled retry for users left without free text
+        stats.counts["regenerated"] += len(empty)
+        again = decoder.decode_constrained([conversations[i] for i in empty],
+                                           [regexes[i] for i in empty], max_new_tokens,
+                                           retry_temperature)
+        for i, (answer, _) in zip(empty, again):
+            retry = _parse(answer, live[i], specs[i], names, stats)
+            parsed[i] = (*parsed[i][:3], retry[3], parsed[i][4] + retry[4])
+    out = {}
+    for i, (r, (fields, fixed, facts_text, kept, dropped)) in enumerate(zip(live, parsed)):
+        stats.counts["users"] += 1
+        stats.counts["empty_free_text"] += not kept
+        out[r.user_id] = GroundedProfile(fields, fixed, kept, f"{facts_text} {kept}".strip(),
+                                         dropped, i in empty)
+    return [out.get(r.user_id) for r in requests]
+
+
+def _parse(answer: str, r, specs: Sequence[FieldSpec], names: set[str], stats: GroundedStats):
+    """(fields, fixed facts, rendered fields, kept free text, dropped sentences) of one answer."""
+    head, free = split_answer(answer)
+    fields, whole = parse_fields(head, specs)
+    stats.counts["fields_incomplete"] += not whole
+    fixed = fixed_facts(r.features)
+    kept, dropped = _check(free, r, names, stats)
+    return fields, fixed, render_fields(fields, specs, fixed), kept, dropped
+
+
+def _check(text: str, request, names: set[str], stats: GroundedStats) -> tuple[str, int]:
+    """The free text cut at its last sentence end, its contradicting sentences dropped."""
+    whole = end_at_sentence(text) or ""
+    kept, dropped = drop_contradicting(whole, request.features, names)
+    stats.counts["free_sentences"] += len(split_sentences(whole))
+    stats.counts["dropped_sentences"] += dropped
+    return kept, dropped
