@@ -12,6 +12,15 @@ the best of K by the consistency score c(y | H_u) of ``uscope.tuning.preferences
 or the chosen profile of the least similar other user (``--rejected mismatched``). A triplet
 is written only when c(y_w) - c(y_l) > ``--margin``; the others are counted in the manifest.
 
+Faithfulness pairs (issue 22): ``--rejected contradicting --samples K`` ranks the model's own K
+samples per user by ``uscope.profile.faithfulness``: y_w = the most consistent sample without a
+refuted claim, y_l = the one with the most refuted claims (config:
+``recipes/smollm2-135m/dpo/config_faithfulness.yaml``):
+
+    python recipes/build_preferences.py --events EVENTS --cutoff 2100-01-01 \
+        --out runs/prefs-faithfulness --chosen-backend transformers --samples 4 \
+        --temperature 0.9 --rejected contradicting
+
 Writes OUT/train.jsonl (the preference dataset for recipes/dpo.py), OUT/samples.jsonl (the
 teacher's samples; ``--resume`` continues from it) and OUT/manifest.json.
 """
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=1, help="teacher profiles per user")
     parser.add_argument("--rejected", default="mismatched", choices=REJECTED_SOURCES)
     parser.add_argument("--margin", type=float, default=0.0,
-                        help="keep a triplet when c(y_w) - c(y_l) exceeds this")
+                        help="keep a triplet when c(y_w) - c(y_l) exceeds this (not with contradicting)")
     parser.add_argument("--template", default="profile_v2", help="profiling prompt x_u")
     parser.add_argument("--resume", action="store_true", help="continue OUT/samples.jsonl")
     add_source_arguments(parser)
@@ -57,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.samples > 1 and args.temperature <= 0 and args.teacher_backend != "heuristic":
         parser.error("--samples > 1 needs --temperature > 0 (greedy samples are identical)")
+    if args.rejected == "contradicting" and (args.samples < 2
+                                             or args.teacher_backend == "heuristic"):
+        parser.error("--rejected contradicting ranks a model's own samples: it needs an LLM "
+                     "--chosen-backend and --samples >= 2")
     if args.teacher_backend == "heuristic" and args.rejected == "heuristic":
         parser.error("--rejected heuristic needs a chosen backend other than heuristic")
 

@@ -56,16 +56,19 @@ POPULATION = {
 }
 
 
-def requests_for(events: pd.DataFrame, users: list[str]) -> list[ProfileRequest]:
-    template = load_template()
+def requests_for(events: pd.DataFrame, users: list[str], template=None) -> list[ProfileRequest]:
+    template = template or load_template()
     return [ProfileRequest(f.user_id, template.render(f), f) for f in iter_features(events, users)]
 
 
 class ChatServer:
     """A real OpenAI-compatible HTTP endpoint whose answer depends on the user in the prompt."""
 
-    def __init__(self, delay_s: float = 0.05, slow_s: float = 3.0):
+    def __init__(self, delay_s: float = 0.05, slow_s: float = 3.0, structured=None):
+        """``structured(body) -> text`` answers requests with ``structured_outputs``."""
         self.calls: dict[str, int] = {}
+        self.payloads: list[dict] = []
+        self.structured = structured
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -77,6 +80,12 @@ class ChatServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.payloads.append(body)
+                if "structured_outputs" in body and server.structured is not None:
+                    content = server.structured(body)
+                    self._send(200, {"choices": [{"message": {"role": "assistant",
+                                                              "content": content}}]})
+                    return
                 text = body["messages"][-1]["content"]
                 key = next((k for k in ("slow", "empty", "flaky") if f'"{k}-app"' in text), "ok")
                 with server.lock:

@@ -153,3 +153,33 @@ def test_grounded_profiles_of_real_smollm2_are_faithful(events, features, smollm
     assert "cold start" in ps.frame["profile"].iloc[3]
     counts = backend.grounded_stats.counts
     assert counts["users"] == 3 and counts["dropped_sentences"] <= counts["free_sentences"]
+
+
+def test_openai_backend_sends_each_users_regex_and_grounds_the_answer(events, features):
+    from tests.test_profile_backends import ChatServer
+    from uscope.profile.backends.openai_compat import OpenAIBackend, OpenAIConfig
+
+    def answer(body):  # a server that honours the regex: the gamer's answer, or nothing valid
+        regex = body["structured_outputs"]["regex"]
+        text = ('{"categories":["Games"],"apps":["Arena"],"places":["Residence"],'
+                '"active_time":["evening"]}\n' + PERSONA_PREFIX + " an evening gamer. "
+                "They read News.")
+        return text if re.fullmatch(regex, text) else "{}"
+
+    server = ChatServer(structured=answer)
+    try:
+        backend = OpenAIBackend(OpenAIConfig(base_url=server.url, model="m"))
+        out = backend.generate(requests_for(events, ["gamer", "reader"],
+                                            template=load_template("grounded_v1")))
+    finally:
+        server.close()
+    regexes = {p["structured_outputs"]["regex"] for p in server.payloads}
+    assert len(regexes) == 2  # one per user: their own allowed values
+    gamer, reader = (g.text for g in out)
+    assert gamer == ("Main app categories: Games. Main apps: Arena. Main places: Residence. "
+                     "Most active in the evening, on weekdays, with a varied daily routine. "
+                     + PERSONA_PREFIX
+                     + " an evening gamer.")  # the News sentence is refuted and dropped
+    assert reader.startswith("Main app categories: News.")  # broken answer: first options
+    assert backend.grounded_stats.counts["fields_incomplete"] == 1
+    assert backend.grounded_stats.counts["regenerated"] == 1  # reader had no free text

@@ -27,15 +27,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from uscope.profile.backends.base import Generation
+from uscope.profile.backends.heuristic import heuristic_profile
 from uscope.profile.faithfulness import (
     DAYPARTS,
     drop_contradicting,
     end_at_sentence,
     split_sentences,
+    vocabulary,
 )
 from uscope.profile.features import UserFeatures
 
 MIN_DAYPART_SHARE = 0.2  # a part of the day is offered when it holds this share of events
+MIN_CATEGORY_SHARE = 0.1  # a category is a "main" one from this share (the top one always)
 PERSONA_PREFIX = "This user is"
 MAX_NEW_TOKENS = 144  # fields and free text together
 
@@ -56,19 +60,22 @@ def _daypart_shares(f: UserFeatures) -> list[tuple[str, float]]:
     return sorted(shares, key=lambda s: -s[1])
 
 
+def _main(ranked: Sequence[tuple[str, float]]) -> tuple[str, ...]:
+    return tuple(c for i, (c, share) in enumerate(ranked) if i == 0 or share >= MIN_CATEGORY_SHARE)
+
+
 def field_specs(f: UserFeatures) -> list[FieldSpec]:
     """The fields the model chooses, each restricted to the user's own values."""
     specs = []
     if f.uses_apps:
         if f.top_categories:
-            specs.append(FieldSpec("categories", "Main app categories",
-                                   tuple(c for c, _ in f.top_categories)))
+            specs.append(FieldSpec("categories", "Main app categories", _main(f.top_categories)))
         specs.append(FieldSpec("apps", "Main apps", tuple(a for a, _ in f.top_apps)))
         places = tuple(p for p, _ in f.top_places)
     else:
         if f.top_place_categories:
             specs.append(FieldSpec("categories", "Main kinds of place",
-                                   tuple(c for c, _ in f.top_place_categories)))
+                                   _main(f.top_place_categories)))
         places = tuple(v for v, _, _ in f.top_venues) or tuple(p for p, _ in f.top_places)
     if places:
         specs.append(FieldSpec("places", "Main places", places, max_items=2))
@@ -148,13 +155,13 @@ def render_fields(fields: dict[str, list[str]], specs: Sequence[FieldSpec],
     return " ".join(sentences)
 
 
-def persona_of(free_text: str | None) -> str | None:
-    """The persona: the first sentence of a free text that kept it (it starts with
-    ``PERSONA_PREFIX``), without the prefix."""
-    first = split_sentences(free_text)[:1]
-    if not first or not first[0].startswith(PERSONA_PREFIX):
-        return None
-    return first[0][len(PERSONA_PREFIX):].strip(" .") or None
+def persona_of(text: str | None) -> str | None:
+    """The persona of a grounded profile: its first sentence that starts with
+    ``PERSONA_PREFIX``, without the prefix (None when the check dropped it)."""
+    for sentence in split_sentences(text):
+        if sentence.startswith(PERSONA_PREFIX):
+            return sentence[len(PERSONA_PREFIX):].strip(" .") or None
+    return None
 
 
 @dataclass
@@ -220,9 +227,9 @@ def write_grounded(requests: Sequence, decoder: GroundingDecoder, regex_of: Call
         again = decoder.decode_constrained([conversations[i] for i in empty],
                                            [regexes[i] for i in empty], max_new_tokens,
                                            retry_temperature)
-        for i, (answer, _) in zip(empty, again):
-            retry = _parse(answer, live[i], specs[i], names, stats)
-            parsed[i] = (*parsed[i][:3], retry[3], parsed[i][4] + retry[4])
+        for i, (answer, _) in zip(empty, again):  # the first pass's fields are kept
+            kept, dropped = _check(split_answer(answer)[1], live[i], names, stats)
+            parsed[i] = (*parsed[i][:3], kept, parsed[i][4] + dropped)
     out = {}
     for i, (r, (fields, fixed, facts_text, kept, dropped)) in enumerate(zip(live, parsed)):
         stats.counts["users"] += 1
@@ -249,3 +256,16 @@ def _check(text: str, request, names: set[str], stats: GroundedStats) -> tuple[s
     stats.counts["free_sentences"] += len(split_sentences(whole))
     stats.counts["dropped_sentences"] += dropped
     return kept, dropped
+
+
+def grounded_generations(decoder: GroundingDecoder, requests: Sequence, names: set[str],
+                         stats: GroundedStats) -> list[Generation]:
+    """A backend's answers to grounded requests: the grounded y_u of each user with events,
+    the heuristic cold-start text of the others. ``names`` (the population's) are checked
+    besides the batch's own."""
+    from uscope.profile.constrained import regex_of_schema
+
+    names = set(names) | vocabulary(r.features for r in requests)
+    profiles = write_grounded(requests, decoder, regex_of_schema, names, stats)
+    return [Generation(p.text if p is not None else heuristic_profile(r.features))
+            for p, r in zip(profiles, requests)]

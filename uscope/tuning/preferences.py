@@ -10,6 +10,11 @@ profile of another user (the one whose app-category usage is least like this use
 
 A triplet is kept only when c(y_w | H_u) - c(y_l | H_u) > margin; the others are dropped and
 counted, so every written pair prefers the profile that fits the evidence better.
+
+Faithfulness pairs (``rejected="contradicting"``) come from the model's own samples of one
+user, ranked by ``uscope.profile.faithfulness``: y_w = the most consistent sample without a
+refuted claim (faithful and informative), y_l = the sample with the most refuted claims (a
+category, place, time or share the features contradict). A user without both is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from uscope.profile.backends import ProfileRequest, generate_with_retries
 from uscope.profile.backends.heuristic import heuristic_profile
 from uscope.profile.faithfulness import (
     consistency_score,
+    contradictions,
     evidence_names,
     mentioned,
     used_names,
@@ -35,10 +41,10 @@ from uscope.profile.quality import category_usage
 from uscope.tuning.joblog import JobLog
 
 __all__ = ["REJECTED_SOURCES", "PreferenceReport", "best_sample", "build_triplets",
-           "collect_samples", "consistency_score", "evidence_names", "least_similar",
-           "mentioned", "used_names", "vocabulary"]
+           "collect_samples", "consistency_score", "evidence_names", "faithful_pair",
+           "least_similar", "mentioned", "used_names", "vocabulary"]
 
-REJECTED_SOURCES = ("mismatched", "heuristic")
+REJECTED_SOURCES = ("mismatched", "heuristic", "contradicting")
 
 
 @dataclass
@@ -73,17 +79,64 @@ def least_similar(users: Sequence[str], features: Mapping[str, UserFeatures]) ->
     return {u: users[int(np.argmin(similarity[i]))] for i, u in enumerate(users)}
 
 
+def faithful_pair(samples: Sequence[str], f: UserFeatures, names: set[str]
+                  ) -> tuple[tuple[str, float], tuple[str, float], int] | str:
+    """(y_w, c_w), (y_l, c_l) and y_l's refuted claims from one user's samples, or why none."""
+    refuted = [len(contradictions(s, f, names)) for s in samples]
+    faithful = [s for s, n in zip(samples, refuted) if n == 0]
+    if not faithful:
+        return "no sample without a contradiction"
+    if max(refuted) == 0:
+        return "no contradicting sample"
+    worst = max(range(len(samples)), key=lambda i: (refuted[i],
+                                                    -consistency_score(samples[i], f, names)))
+    return (best_sample(faithful, f, names),
+            (samples[worst], consistency_score(samples[worst], f, names)), refuted[worst])
+
+
+def _row(r: ProfileRequest, chosen: tuple[str, float], rejected: tuple[str, float],
+         source: str, **extra: Any) -> dict:
+    return {"prompt": r.prompt.messages,
+            "chosen": [{"role": "assistant", "content": chosen[0]}],
+            "rejected": [{"role": "assistant", "content": rejected[0]}],
+            "user_id": r.user_id, "chosen_consistency": round(chosen[1], 4),
+            "rejected_consistency": round(rejected[1], 4), "rejected_source": source, **extra}
+
+
+def _faithfulness_triplets(requests: Sequence[ProfileRequest],
+                           samples: Mapping[str, Sequence[str]], names: set[str],
+                           report: PreferenceReport) -> list[dict]:
+    rows = []
+    for r in requests:
+        texts = [t for t in samples.get(r.user_id, []) if t and t.strip()]
+        pair = faithful_pair(texts, r.features, names) if texts else \
+            "no usable sample from the teacher"
+        if isinstance(pair, str):
+            report.dropped[pair] += 1
+            continue
+        chosen, rejected, refuted = pair
+        report.chosen_scores.append(chosen[1])
+        report.rejected_scores.append(rejected[1])
+        rows.append(_row(r, chosen, rejected, "contradicting", rejected_refuted_claims=refuted))
+    return rows
+
+
 def build_triplets(requests: Sequence[ProfileRequest], samples: Mapping[str, Sequence[str]], *,
                    rejected: str = "mismatched", margin: float = 0.0,
                    names: set[str] | None = None) -> tuple[list[dict], PreferenceReport]:
     """One DPO row per user whose best sample beats its rejected profile by more than
-    ``margin`` in consistency. ``requests`` carry x_u and the features; ``samples`` maps user
+    ``margin`` in consistency (``contradicting``: a faithful and a contradicting sample of
+    the user's own, see ``faithful_pair``; the margin does not apply). ``requests`` carry x_u and the features; ``samples`` maps user
     -> candidate profiles y (from the teacher)."""
     if rejected not in REJECTED_SOURCES:
         raise ValueError(f"rejected must be one of {REJECTED_SOURCES}, got {rejected!r}")
     features = {r.user_id: r.features for r in requests}
     names = names if names is not None else vocabulary(features.values())
     report = PreferenceReport(users=len(requests))
+    if rejected == "contradicting":
+        rows = _faithfulness_triplets(requests, samples, names, report)
+        report.written = len(rows)
+        return rows, report
     chosen: dict[str, tuple[str, float]] = {}
     for r in requests:
         texts = [t for t in samples.get(r.user_id, []) if t and t.strip()]
@@ -110,11 +163,7 @@ def build_triplets(requests: Sequence[ProfileRequest], samples: Mapping[str, Seq
             continue
         report.chosen_scores.append(c_w)
         report.rejected_scores.append(c_l)
-        rows.append({"prompt": r.prompt.messages,
-                     "chosen": [{"role": "assistant", "content": y_w}],
-                     "rejected": [{"role": "assistant", "content": y_l}],
-                     "user_id": r.user_id, "chosen_consistency": round(c_w, 4),
-                     "rejected_consistency": round(c_l, 4), "rejected_source": rejected})
+        rows.append(_row(r, (y_w, c_w), (y_l, c_l), rejected))
     report.written = len(rows)
     return rows, report
 

@@ -18,9 +18,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
-from uscope.profile.backends.heuristic import heuristic_profile
-from uscope.profile.faithfulness import vocabulary
-from uscope.profile.grounded import GroundedStats, write_grounded
+from uscope.profile.grounded import GroundedStats, grounded_generations
 
 
 def chat_texts(tokenizer: Any, requests: Sequence[ProfileRequest]) -> list[str]:
@@ -70,15 +68,6 @@ class TransformersBackend:
                                    repetition_penalty=self.generation.repetition_penalty)
         return [(o.text, o.complete) for o in out]
 
-    def _grounded(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
-        from uscope.profile.constrained import regex_of_schema
-
-        names = self.names | vocabulary(r.features for r in requests)
-        profiles = write_grounded(requests, self, regex_of_schema, names,
-                                  self.grounded_stats)
-        return [Generation(p.text if p is not None else heuristic_profile(r.features))
-                for p, r in zip(profiles, requests)]
-
     def _generate(self, prompts: Sequence[str], max_new_tokens: int,
                   temperature: float) -> list[str]:
         """Plain batched generation from chat-templated prompts; the new text of each."""
@@ -105,7 +94,7 @@ class TransformersBackend:
             return []
         modes = {r.prompt.mode for r in requests}
         if modes == {"grounded"}:
-            return self._grounded(requests)
+            return grounded_generations(self, requests, self.names, self.grounded_stats)
         if len(modes) > 1:
             raise ValueError(f"one batch mixes prompt modes {sorted(modes)}")
         gen = self.generation

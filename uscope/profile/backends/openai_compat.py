@@ -23,6 +23,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
+from uscope.profile.grounded import GroundedStats, grounded_generations
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class OpenAIBackend:
         self.generation = generation or GenerationConfig()
         self.model = config.model
         self.url = config.base_url.rstrip("/") + "/chat/completions"
+        self.names: set[str] = set()  # the population's names, for grounded profiles
+        self.grounded_stats = GroundedStats()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -85,13 +88,14 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _one(self, request: ProfileRequest) -> Generation:
-        data = json.dumps(chat_payload(request, self.model, self.generation)).encode("utf-8")
+    def _post(self, payload: dict[str, Any]) -> str | Generation:
+        """The answer text of one call, or a failed ``Generation`` saying why."""
+        data = json.dumps(payload).encode("utf-8")
         http = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
         try:
             with urllib.request.urlopen(http, timeout=self.config.timeout_s) as response:
                 body = json.loads(response.read().decode("utf-8"))
-            return finished_text(parse_chat_response(body), self.generation)
+            return parse_chat_response(body)
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             return Generation(None, f"HTTP {exc.code} from {self.url}: {detail}")
@@ -104,9 +108,33 @@ class OpenAIBackend:
         except (ValueError, OSError) as exc:
             return Generation(None, f"{type(exc).__name__}: {exc}")
 
+    def _one(self, request: ProfileRequest) -> Generation:
+        answer = self._post(chat_payload(request, self.model, self.generation))
+        return answer if isinstance(answer, Generation) else finished_text(answer,
+                                                                          self.generation)
+
+    def _map(self, fn, items: Sequence) -> list:
+        workers = min(self.config.concurrency, len(items))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+
+    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
+                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
+        """Each conversation under its regex, sent as vLLM's ``structured_outputs`` extension
+        (``vllm serve``); a server that ignores it answers freely, and ``parse_fields`` then
+        keeps only allowed values."""
+        def one(pair) -> tuple[str, bool]:
+            messages, regex = pair
+            answer = self._post({"model": self.model, "messages": messages,
+                                 "max_tokens": max_new_tokens, "temperature": temperature,
+                                 "structured_outputs": {"regex": regex}})
+            return ("", False) if isinstance(answer, Generation) else (answer, True)
+
+        return self._map(one, list(zip(conversations, regexes)))
+
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         if not requests:
             return []
-        workers = min(self.config.concurrency, len(requests))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self._one, requests))
+        if {r.prompt.mode for r in requests} == {"grounded"}:
+            return grounded_generations(self, requests, self.names, self.grounded_stats)
+        return self._map(self._one, requests)

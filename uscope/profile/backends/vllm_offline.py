@@ -17,6 +17,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
+from uscope.profile.grounded import GroundedStats, grounded_generations
 
 VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
 
@@ -95,7 +96,10 @@ class VLLMBackend:
         self.config = config
         self.model = config.model if config.lora_path is None else \
             f"{config.model}+{config.lora_path}"
-        self.sampling = vllm.SamplingParams(**sampling_kwargs(generation or GenerationConfig()))
+        self.generation = generation or GenerationConfig()
+        self.sampling = vllm.SamplingParams(**sampling_kwargs(self.generation))
+        self.names: set[str] = set()  # the population's names, for grounded profiles
+        self.grounded_stats = GroundedStats()
         self.llm = vllm.LLM(**engine_kwargs(config))
         lora = lora_request_args(config)
         if lora is None:
@@ -105,9 +109,25 @@ class VLLMBackend:
 
             self.lora = LoRARequest(*lora)
 
+    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
+                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
+        """Each conversation under its regex: vLLM structured outputs, one request each."""
+        from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+
+        base = {**sampling_kwargs(self.generation), "max_tokens": max_new_tokens,
+                "temperature": temperature}
+        params = [SamplingParams(**base, structured_outputs=StructuredOutputsParams(regex=r))
+                  for r in regexes]
+        outputs = self.llm.chat(list(conversations), params, lora_request=self.lora,
+                                use_tqdm=False)
+        return [(o.outputs[0].text, o.outputs[0].finish_reason == "stop") if o.outputs
+                else ("", False) for o in outputs]
+
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         if not requests:
             return []
+        if {r.prompt.mode for r in requests} == {"grounded"}:
+            return grounded_generations(self, requests, self.names, self.grounded_stats)
         outputs = self.llm.chat(conversations(requests), self.sampling, lora_request=self.lora,
                                 use_tqdm=False)
         return [finished_text(o.outputs[0].text if o.outputs else None, self.generation)
