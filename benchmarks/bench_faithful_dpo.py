@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def _args(argv):
     args = parser.parse_args(argv)
     if args.quick:
         args.train_users, args.eval_users, args.samples, args.max_new_tokens = 4, 2, 2, 48
-        args.work = args.work.with_name(args.work.name + "_quick")
+        args.work = Path(tempfile.mkdtemp(prefix="bench_faithful_dpo_quick_"))
     return args
 
 

@@ -52,7 +52,11 @@ CASES = [
     pytest.param("bench_synth", "shanghai-sample", (), marks=slow),
     pytest.param("bench_tuning", "simulated", (), marks=slow),
     pytest.param("bench_tuning", "shanghai-sample", (), marks=slow),
+    # these two run netfp and Foursquare NYC side by side (no --dataset)
+    pytest.param("bench_grounded", None, (), marks=slow),
+    pytest.param("bench_faithful_dpo", None, (), marks=slow),
 ]
+BOTH = ("netfp (real)", "foursquare-nyc (real)")
 
 
 def command(script: str, dataset: str | None, extra: tuple[str, ...]) -> list[str]:
@@ -97,8 +101,10 @@ def test_quick_benchmark_runs_on_dataset(quick_runs, script, dataset, extra):
     futures, before = quick_runs
     done = futures[(script, dataset, extra)].result()
     assert done.returncode == 0, (done.stdout[-3000:] + "\n" + done.stderr[-5000:])
-    label = f"{dataset} ({'real' if get_spec(dataset).real else 'SIMULATED'})"
-    assert label in done.stdout  # tables name the data by LoadedDataset.label
+    labels = BOTH if dataset is None else (
+        f"{dataset} ({'real' if get_spec(dataset).real else 'SIMULATED'})",)
+    for label in labels:
+        assert label in done.stdout  # tables name the data by LoadedDataset.label
     assert digest() == before, "a quick run wrote BENCHMARKS.md"
 
 

@@ -94,6 +94,29 @@ def test_best_of_several_samples_is_chosen_and_heuristic_can_be_rejected(populat
         build_triplets([first], samples, rejected="random")
 
 
+def test_faithfulness_pairs_prefer_a_sample_without_contradictions(population, features):
+    from uscope.profile.faithfulness import contradictions
+    from uscope.tuning.preferences import faithful_pair
+
+    names = vocabulary(features.values())
+    first = population[0]
+    f = first.features
+    unused = min(names - used_names(f))
+    faithful = " and ".join(evidence_names(f)) + "."
+    vague, lying = "A phone user.", f"They love {unused}. They use {unused} daily at 97%."
+    rows, _ = build_triplets([first], {first.user_id: [vague, lying, faithful]},
+                             rejected="contradicting", names=names)
+    (row,) = rows
+    assert row["chosen"][0]["content"] == faithful  # faithful and the most informative
+    assert row["rejected"][0]["content"] == lying
+    assert row["rejected_refuted_claims"] == len(contradictions(lying, f, names)) >= 3
+    assert faithful_pair([vague, faithful], f, names) == "no contradicting sample"
+    assert faithful_pair([lying], f, names) == "no sample without a contradiction"
+    _, none = build_triplets([first], {first.user_id: [lying]}, rejected="contradicting",
+                             names=names)
+    assert none.written == 0 and none.dropped["no sample without a contradiction"] == 1
+
+
 def test_eq27_invariants():
     chosen, rejected = torch.tensor([-10.0, -3.0]), torch.tensor([-12.0, -2.0])
     # policy == reference: every margin is 0 and the loss is log 2
