@@ -161,7 +161,42 @@ def persona_rows(lm_backend, encoder, args):
     return rows
 
 
-def body(quality, persona, args, loads) -> str:
+def downstream_rows(lm_backend, encoder, args):
+    """Foursquare NYC, later weeks of each test user, new venues: the profile-driven
+    strategies with heuristic vs grounded profiles of the visible weeks (``popular`` as the
+    anchor), and the paired per-user difference of Recall@10."""
+    from uscope.data.datasets import load_dataset
+    from uscope.recommend.evaluate import EvalConfig, make_split, run_evaluation
+    from uscope.recommend.metrics import paired_bootstrap
+
+    events = load_dataset("foursquare-nyc").events
+    config = EvalConfig(protocol="later-weeks", kind="place", users="test", seeds=(0,),
+                        strategies={"popular": "popular", "neighbours": "neighbours",
+                                    "hybrid": "hybrid"},
+                        max_users=8 if args.quick else None)
+    visible = make_split(events, config, 0).visible
+    users = sorted(events["user_id"].astype(str).unique())[: 12 if args.quick else None]
+    rows, per_user = [], {}
+    for writer in ("heuristic", "SmolLM2 grounded"):
+        key = f"foursquare-visible-weeks-{writer.replace(' ', '_')}-{len(users)}"
+        ps, _ = _profile(key, visible, users, writer, lm_backend, encoder, args)
+        result = run_evaluation(events, config, profiles=ps)
+        for _, r in result.results.iterrows():
+            rows.append({"profiles": writer, "strategy": r["strategy"], "users": r["users"],
+                         "Recall@10": f"{r['Recall@10']:.4f}", "NDCG@10": f"{r['NDCG@10']:.4f}"})
+        table = result.per_user.pivot_table(index="user_id", columns="strategy",
+                                            values="Recall@10")
+        per_user[writer] = table
+    notes = []
+    for strategy in ("neighbours", "hybrid"):
+        a, b = per_user["SmolLM2 grounded"][strategy], per_user["heuristic"][strategy]
+        d = paired_bootstrap(a.to_numpy(), b.loc[a.index].to_numpy())
+        notes.append(f"{strategy}: grounded minus heuristic profiles, Recall@10 "
+                     f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]")
+    return rows, notes
+
+
+def body(quality, persona, downstream, args, loads) -> str:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in quality]
     lines = [(f"Users sampled per data set: {args.users} (seed {args.seed}); batch size "
              f"{args.batch_size}; torch threads {args.threads}; SmolLM2 greedy, free-form at its "
@@ -176,6 +211,10 @@ def body(quality, persona, args, loads) -> str:
     lines += ["", "Persona (SIMULATED population; nearest archetype name by MiniLM cosine):", "",
               markdown_table(persona), "", "Example profiles (first sampled user):"]
     lines += [f"- {r['data']}, {r['writer']}: \"{r['_example']}\"" for r in quality]
+    rows, notes = downstream
+    lines += ["", ("Downstream (real Foursquare NYC, later weeks of each test user, new venues; "
+              "profiles written from the visible weeks):"), "", markdown_table(rows), "",
+              *[f"- {n}" for n in notes]]
     return "\n".join(lines)
 
 
@@ -196,7 +235,8 @@ def main(argv=None) -> None:
         users = _sample(data.events["user_id"].unique(), args.users, args.seed)
         quality += quality_rows(f"{name} (real)", data.events, users, lm_backend, encoder, args)
     persona = persona_rows(lm_backend, encoder, args)
-    text = body(quality, persona, args, (start_load, os.getloadavg()[0]))
+    downstream = downstream_rows(lm_backend, encoder, args)
+    text = body(quality, persona, downstream, args, (start_load, os.getloadavg()[0]))
     print(text)
     if not (args.quick or args.no_write):
         write_section("profile-grounded", "Grounded vs free profiles (SmolLM2-135M, CPU)", text)

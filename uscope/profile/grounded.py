@@ -10,7 +10,8 @@ free text for what the statistics do not state:
   all week) and the regularity class of sigma_u;
 - free text, written in the same pass right after the fields (so with the chosen values in
   view) and started for the model (``PERSONA_PREFIX``): a persona sentence, then likely
-  interests and routine. One regex per user covers both parts (``profile_regex``).
+  interests and routine, at most three sentences. One regex per user covers both parts
+  (``profile_regex``), so the answer stops at a sentence end.
 
 The free text is checked against the fields and the features (``uscope.profile.faithfulness``):
 a sentence holding a refuted claim is dropped; a user left without free text is regenerated
@@ -42,6 +43,7 @@ MIN_DAYPART_SHARE = 0.2  # a part of the day is offered when it holds this share
 MIN_CATEGORY_SHARE = 0.1  # a category is a "main" one from this share (the top one always)
 PERSONA_PREFIX = "This user is"
 MAX_NEW_TOKENS = 144  # fields and free text together
+FREE_SENTENCES = 3  # the persona sentence and two more
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,11 @@ class GroundingDecoder(Protocol):
 
 
 def profile_regex(fields_regex: str) -> str:
-    """The whole answer: the fields' JSON, a newline, then the free text after the prefix."""
-    return fields_regex + r"\n" + re.escape(PERSONA_PREFIX) + r" [^\n]*"
+    """The whole answer: the fields' JSON, a newline, then the free text after the prefix, at
+    most ``FREE_SENTENCES`` sentences, each ending in . ! or ? (then only the end of text)."""
+    sentence = r"[^\n.!?]*[.!?]"
+    return (fields_regex + r"\n" + re.escape(PERSONA_PREFIX) + sentence
+            + rf"( {sentence}){{0,{FREE_SENTENCES - 1}}}")
 
 
 def split_answer(answer: str) -> tuple[str, str]:
