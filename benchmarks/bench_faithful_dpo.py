@@ -1,7 +1,8 @@
 """Faithfulness DPO (eq. 27, issue 22): SmolLM2's free-form profiles before and after.
 
 Data: real netfp (English names, which the bundled models read) and Foursquare NYC, user ids
-prefixed by data set, in one event table written to the work folder (never the project).
+prefixed by data set, in one event table written to the work folder (``runs/``, ignored by
+git).
 Users split by ``uscope.tuning.tasks.split_users`` (stable hash, 30% held out); the
 recipes run as a user runs them:
 
@@ -118,8 +119,9 @@ def evaluate(args, events, chosen, adapter: Path, timings: dict) -> dict:
             max_new_tokens=args.max_new_tokens))
         for name, (_, held) in chosen.items():
             ps = profile_users(events, backend, users=held)
+            ok = (ps.frame["status"] == "ok").tolist()
             texts = [t if isinstance(t, str) else "" for t in ps.frame["profile"]]
-            out.setdefault(name, {})[writer] = (list(iter_features(events, held)), texts)
+            out.setdefault(name, {})[writer] = (list(iter_features(events, held)), texts, ok)
         timings[f"profiles ({writer})"] = (time.perf_counter() - start) / 60
     return out
 
@@ -134,12 +136,13 @@ def table(results, events) -> tuple[list[dict], list[str]]:
     names = vocabulary(iter_features(events, sorted(events["user_id"].unique())))
     rows, pooled, notes = [], {}, []
     for name, writers in results.items():
-        for writer, (features, texts) in writers.items():
+        for writer, (features, texts, ok) in writers.items():
             m = measure(texts, features, names)
             flags = [bool(contradictions(t, f, names)) for t, f in zip(texts, features)]
+            failed = len(ok) - sum(ok)
             pooled.setdefault(writer, []).extend(flags)
             rows.append({"data": f"{name} (real)", "profile writer": writer,
-                         "held-out users": len(texts),
+                         "held-out users": len(texts), "failed (empty text)": failed,
                          "contradiction rate": f"{m.contradiction_rate:.1%}",
                          "claims refuted": f"{m.n_refuted}/{m.n_claims}",
                          "refuted (name/time/number)": "/".join(

@@ -60,17 +60,20 @@ def _sample(users, n, seed):
 def _profile(key, events, users, writer, lm_backend, encoder, args):
     """(ProfileSet, seconds) of one writer, from the cache when this exact run is there."""
     from uscope.profile import ProfileConfig, ProfileSet, profile_users
+    from uscope.profile.prompting import load_template
 
-    path = CACHE / f"{key}.parquet"
+    version = load_template(WRITERS[writer][1] or "profile_v2").version.replace("@", "-")
+    path = CACHE / f"{key}-{version}.parquet"
     if path.exists() and not args.quick:
         return ProfileSet.load(path), json.loads(path.with_suffix(".json").read_text())
     kind, template = WRITERS[writer]
     backend = lm_backend if kind == "transformers" else "heuristic"
+    config = ProfileConfig(template=template or "profile_v2", batch_size=args.batch_size)
+    if kind == "transformers":  # warm-up, not timed: kernels, regex caches
+        profile_users(events, backend, encoder=encoder, users=users[:2], config=config)
     stats = dict(lm_backend.grounded_stats.counts) if kind == "transformers" else {}
     start = time.perf_counter()
-    ps = profile_users(events, backend, encoder=encoder, users=users,
-                       config=ProfileConfig(template=template or "profile_v2",
-                                            batch_size=args.batch_size))
+    ps = profile_users(events, backend, encoder=encoder, users=users, config=config)
     meta = {"seconds": time.perf_counter() - start}
     if template == "grounded_v1":
         after = lm_backend.grounded_stats.counts
@@ -100,13 +103,13 @@ def quality_rows(label, events, users, lm_backend, encoder, args):
 
     features = list(iter_features(events, users))
     names = vocabulary(iter_features(events, sorted(events["user_id"].unique())))
-    lm_backend.names = names
+    lm_backend.names = set(names)
     rows = []
     for writer in WRITERS:
         key = f"{label}-{writer.replace(' ', '_')}-{len(users)}-{args.seed}"
         ps, meta = _profile(key, events, users, writer, lm_backend, encoder, args)
         texts = [t if isinstance(t, str) else "" for t in ps.frame["profile"]]
-        m = measure(texts, features, names)
+        m = measure(texts, features, names)  # failed rows (none so far) count as empty
         rows.append({"data": label, "writer": writer, "users": len(users),
                      "failed": int((ps.frame["status"] != "ok").sum()),
                      "top-1 category": f"{m.top1_category:.0%}",
@@ -134,11 +137,14 @@ def persona_rows(lm_backend, encoder, args):
     import numpy as np
 
     from uscope.data.datasets import load_dataset
+    from uscope.profile.faithfulness import vocabulary
+    from uscope.profile.features import iter_features
     from uscope.profile.grounded import persona_of
 
     sim = load_dataset("simulated", n_users=args.sim_users, days=7, seed=args.seed)
     truth = sim.extras["population"].archetypes  # user id -> archetype
     users = sorted(sim.events["user_id"].unique(), key=int)
+    lm_backend.names = vocabulary(iter_features(sim.events, users))
     names = list(ARCHETYPE_PHRASES)
     anchors = encoder.encode([ARCHETYPE_PHRASES[n] for n in names])  # (K, D)
     rows = []
@@ -166,6 +172,8 @@ def downstream_rows(lm_backend, encoder, args):
     strategies with heuristic vs grounded profiles of the visible weeks (``popular`` as the
     anchor), and the paired per-user difference of Recall@10."""
     from uscope.data.datasets import load_dataset
+    from uscope.profile.faithfulness import vocabulary
+    from uscope.profile.features import iter_features
     from uscope.recommend.evaluate import EvalConfig, make_split, run_evaluation
     from uscope.recommend.metrics import paired_bootstrap
 
@@ -176,6 +184,7 @@ def downstream_rows(lm_backend, encoder, args):
                         max_users=8 if args.quick else None)
     visible = make_split(events, config, 0).visible
     users = sorted(events["user_id"].astype(str).unique())[: 12 if args.quick else None]
+    lm_backend.names = vocabulary(iter_features(visible, users))
     rows, per_user = [], {}
     for writer in ("heuristic", "SmolLM2 grounded"):
         key = f"foursquare-visible-weeks-{writer.replace(' ', '_')}-{len(users)}"
@@ -200,8 +209,9 @@ def body(quality, persona, downstream, args, loads) -> str:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in quality]
     lines = [(f"Users sampled per data set: {args.users} (seed {args.seed}); batch size "
              f"{args.batch_size}; torch threads {args.threads}; SmolLM2 greedy, free-form at its "
-             "default budget (160 new tokens), grounded 144 new tokens for fields and free text "
-             "together; MiniLM embeds every writer's text. 1-min load average at start/end: "
+             "default budget (160 new tokens), grounded the same budget for fields and free text "
+             "together (at most 3 free sentences); each SmolLM2 writer warmed up on 2 users "
+             "before its timed run; MiniLM embeds every writer's text. 1-min load average at start/end: "
              f"{loads[0]:.1f}/{loads[1]:.1f}."), "", markdown_table(public), ""]
     for data in dict.fromkeys(r["data"] for r in quality):
         rows = {r["writer"]: r for r in quality if r["data"] == data}

@@ -19,6 +19,7 @@ from uscope.profile.faithfulness import contradictions, split_sentences, vocabul
 from uscope.profile.features import iter_features
 from uscope.profile.grounded import (
     PERSONA_PREFIX,
+    FieldSpec,
     GroundedStats,
     _parse,
     choice_schema,
@@ -69,7 +70,18 @@ def test_specs_take_their_values_from_the_users_features(features):
     full = profile_schema(gamer)
     assert {"persona", "text"} <= set(full["properties"]) and set(full["required"]) == set(
         full["properties"])
-    assert fixed_facts(gamer)["days"] == "on weekdays"  # Mon and Tue only
+    assert "days" not in fixed_facts(gamer)  # two active days: too few to say which days
+
+
+def test_days_are_stated_from_a_week_of_activity_on():
+    workdays = [f"2024-01-{d:02d} 09:00" for d in (1, 2, 3, 4, 5, 8, 9)]  # Mon-Fri, Mon-Tue
+    (worker,) = iter_features(make_events({"w": [(t, "Mail", "Office", "Work")
+                                                 for t in workdays]}), ["w"])
+    assert fixed_facts(worker)["days"] == "on weekdays"  # weekend share 0 < MIN_SHARE
+    late = workdays + ["2024-01-13 09:00"] * 6 + ["2024-01-14 09:00"] * 6  # 12 of 19 at weekends
+    (rester,) = iter_features(make_events({"r": [(t, "Mail", "Office", "Work")
+                                                 for t in late]}), ["r"])
+    assert fixed_facts(rester)["days"] == "mostly at weekends"
 
 
 def test_parse_fields_keeps_allowed_values_and_falls_back(features):
@@ -91,6 +103,18 @@ def test_regex_holds_the_users_choices_only(features):
     assert not re.fullmatch(regex, good.replace(PERSONA_PREFIX, "They are"))
 
 
+def test_hard_names_survive_schema_regex_and_parsing():
+    names = ("Shop & Service", 'Joe\'s "Bar" (NYC)', "a\\b", "综合资讯", "x.y*")
+    spec = [FieldSpec("categories", "Main kinds of place", names)]
+    regex = profile_regex(regex_of_schema(choice_schema(spec)))
+    for name in names:
+        head = json.dumps({"categories": [name]}, ensure_ascii=False, separators=(",", ":"))
+        answer = head + "\n" + PERSONA_PREFIX + " a visitor of JD.com shops. They shop."
+        assert re.fullmatch(regex, answer), name
+        assert parse_fields(split_answer(answer)[0], spec) == ({"categories": [name]}, True)
+    assert not re.fullmatch(regex, '{"categories":["Shop"]}\n' + PERSONA_PREFIX + " a. b. c. d.")
+
+
 def test_parse_drops_contradicting_sentences_and_counts(events, features):
     (request,) = requests_for(events, ["gamer"])
     specs = field_specs(features["gamer"])
@@ -100,7 +124,8 @@ def test_parse_drops_contradicting_sentences_and_counts(events, features):
                           "active_time": [specs[-1].options[0]]}, separators=(",", ":"))
               + f"\n{PERSONA_PREFIX} an evening gamer. They read News every morning. "
               "They like Arena. And then they")
-    fields, fixed, facts, kept, dropped = _parse(answer, request, specs, names, stats)
+    fields, fixed, facts, whole, kept, dropped = _parse(answer, request, specs, names, stats)
+    assert whole
     assert kept == f"{PERSONA_PREFIX} an evening gamer. They like Arena."
     assert dropped == 1 and stats.counts["dropped_sentences"] == 1
     assert stats.counts["free_sentences"] == 3  # the trailing fragment is cut first
@@ -127,6 +152,13 @@ def test_constrained_rows_decode_under_their_own_regex(smollm2):
     for row, allowed in zip(out, options):
         assert row.complete
         assert json.loads(row.text)["category"] in allowed
+    cut = generate_constrained(lm, tok, prompts, [regex_of_schema(s) for s in schemas],
+                               max_new_tokens=2)  # out of budget: a prefix, not complete
+    assert [row.complete for row in cut] == [False, False]
+    assert all(row.text.startswith('{"') for row in cut)
+    sampled = generate_constrained(lm, tok, prompts, [regex_of_schema(s) for s in schemas],
+                                   max_new_tokens=24, temperature=1.5, seed=3)
+    assert all(json.loads(r.text)["category"] in o for r, o in zip(sampled, options))
 
 
 @pytest.mark.slow
@@ -177,7 +209,7 @@ def test_openai_backend_sends_each_users_regex_and_grounds_the_answer(events, fe
     assert len(regexes) == 2  # one per user: their own allowed values
     gamer, reader = (g.text for g in out)
     assert gamer == ("Main app categories: Games. Main apps: Arena. Main places: Residence. "
-                     "Most active in the evening, on weekdays, with a varied daily routine. "
+                     "Most active in the evening, with a varied daily routine. "
                      + PERSONA_PREFIX
                      + " an evening gamer.")  # the News sentence is refuted and dropped
     assert reader.startswith("Main app categories: News.")  # broken answer: first options

@@ -111,6 +111,8 @@ def test_faithfulness_pairs_prefer_a_sample_without_contradictions(population, f
     assert row["rejected"][0]["content"] == lying
     assert row["rejected_refuted_claims"] == len(contradictions(lying, f, names)) >= 3
     assert faithful_pair([vague, faithful], f, names) == "no contradicting sample"
+    assert faithful_pair([vague, lying], f, names) == \
+        "no faithful sample names the user's evidence"  # vague is not preferred to a lie
     assert faithful_pair([lying], f, names) == "no sample without a contradiction"
     _, none = build_triplets([first], {first.user_id: [lying]}, rejected="contradicting",
                              names=names)

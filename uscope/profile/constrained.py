@@ -128,7 +128,7 @@ class RowGuides:
                 fill_next_token_bitmask(guide, self._masks[i])
         import torch
 
-        apply_token_bitmask_inplace(scores, torch.cat(self._masks))
+        apply_token_bitmask_inplace(scores, torch.cat(self._masks).to(scores.device))
         return scores
 
     def finished(self, last_tokens: Sequence[int]) -> list[bool]:
@@ -174,6 +174,9 @@ def generate_constrained(lm: Any, tokenizer: Any, prompts: Sequence[str],
         raise ValueError(f"{len(prompts)} prompts for {len(regexes)} regexes")
     if not prompts:
         return []
+    from uscope.models import pad_left
+
+    pad_left(tokenizer)  # row i's last token is input_ids[i, -1]
     guides = RowGuides([_index(tokenizer, r) for r in regexes], tokenizer.eos_token_id)
     encoded = tokenizer(list(prompts), return_tensors="pt", padding=True,
                         add_special_tokens=False)

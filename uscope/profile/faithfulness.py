@@ -26,14 +26,15 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from uscope.data.schema import UNKNOWN_CATEGORY
 from uscope.profile.features import NO_LOCATION, UserFeatures
-from uscope.profile.quality import faithfulness
 
 KINDS = ("name", "time", "number")
+MIN_SHARE = 0.05  # a time claim needs this share of the user's events
 ALL_HOURS = tuple(range(24))
 ALL_DAYS = tuple(range(7))
 DAYPARTS = {"night": tuple(range(6)), "morning": tuple(range(6, 12)),
@@ -58,15 +59,39 @@ def _normal(text: str) -> str:
     return " ".join(text.casefold().replace("_", " ").split())
 
 
+@lru_cache(maxsize=65536)
+def _name_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(?<!\w){re.escape(_normal(name))}(?!\w)")
+
+
 def _find(normal: str, names: Iterable[str]) -> tuple[set[str], str]:
     """The names in an already normalised text, and the text with them blanked out."""
     found = set()
     for name in sorted(set(names), key=lambda n: (-len(n), n)):
-        pattern = re.compile(rf"(?<!\w){re.escape(_normal(name))}(?!\w)")
+        pattern = _name_pattern(name)
         if pattern.search(normal):
             found.add(name)
             normal = pattern.sub(" ", normal)
     return found, normal
+
+
+def _without_apps(text: str | None, f: UserFeatures) -> str:
+    """The normalised text with the user's own app names blanked out: an app's name is no
+    claim about a category, a time or a share ("Toutiao news", "Keep fitness")."""
+    return _find(_normal(text or ""), [a for a, _ in f.top_apps])[1]
+
+
+def weekend_share(f: UserFeatures) -> float:
+    """Share of the user's events on Saturday and Sunday (pi_time rows 5-6)."""
+    return float(f.pi_time[5:].sum())
+
+
+def daypart_shares(f: UserFeatures) -> list[tuple[str, float]]:
+    """(part of the day, share of events) for each of ``DAYPARTS``, largest first (ties in
+    ``DAYPARTS`` order)."""
+    by_hour = f.pi_time.sum(axis=0)  # (24,)
+    shares = [(name, float(by_hour[list(hours)].sum())) for name, hours in DAYPARTS.items()]
+    return sorted(shares, key=lambda s: -s[1])
 
 
 def mentioned(text: str | None, names: Iterable[str]) -> set[str]:
@@ -165,7 +190,7 @@ def stated_shares(f: UserFeatures) -> list[float]:
     if f.uses_apps:
         shares.append(f.unknown_share)
     if f.timed and f.n_used:
-        shares.append(float(f.pi_time[5:].sum()))
+        shares.append(weekend_share(f))
     return shares
 
 
@@ -188,17 +213,17 @@ def _number_claim(value: float, shares: Sequence[float]) -> tuple[bool, str]:
 
 
 def claims(text: str | None, f: UserFeatures, names: set[str], *,
-           min_share: float = 0.05) -> list[Claim]:
+           min_share: float = MIN_SHARE) -> list[Claim]:
     """The name, time and number claims of each sentence (each once per sentence), checked.
 
-    ``names`` = ``vocabulary(...)``; the user's evidence names are added to it. Percentages
-    are read before names are blanked out, time words after (a place "Nightlife Spot" is no
-    claim about the night)."""
+    ``names`` = ``vocabulary(...)``; the user's evidence names are added to it. The user's
+    own app names are blanked out first; percentages are read before names are blanked out,
+    time words after (a place "Nightlife Spot" is no claim about the night)."""
     names = names | set(evidence_names(f))
     used, shares = used_names(f), stated_shares(f)
     found = []
     for i, sentence in enumerate(split_sentences(text)):
-        normal = _normal(sentence)
+        normal = _without_apps(sentence, f)
         for m in _PERCENT.finditer(normal):
             value = float(m.group(1))
             found.append(Claim("number", f"{value:g}%", i, *_number_claim(value, shares)))
@@ -218,13 +243,13 @@ def claims(text: str | None, f: UserFeatures, names: set[str], *,
 
 
 def contradictions(text: str | None, f: UserFeatures, names: set[str], *,
-                   min_share: float = 0.05) -> list[Claim]:
+                   min_share: float = MIN_SHARE) -> list[Claim]:
     """The refuted claims of a text."""
     return [c for c in claims(text, f, names, min_share=min_share) if c.refuted]
 
 
 def drop_contradicting(text: str | None, f: UserFeatures, names: set[str], *,
-                       min_share: float = 0.05) -> tuple[str, int]:
+                       min_share: float = MIN_SHARE) -> tuple[str, int]:
     """The text without the sentences that hold a refuted claim, and how many were dropped."""
     bad = {c.sentence for c in contradictions(text, f, names, min_share=min_share)}
     sentences = split_sentences(text)
@@ -234,8 +259,9 @@ def drop_contradicting(text: str | None, f: UserFeatures, names: set[str], *,
 
 @dataclass(frozen=True)
 class FaithfulnessReport:
-    """Faithfulness of ``n_users`` profiles: named-fact recall (``quality.faithfulness``, over
-    the users with intents / with places) and refuted claims (empty texts claim nothing)."""
+    """Faithfulness of ``n_users`` profiles: named-fact recall (whole-word mentions, the user's
+    app names blanked, over the users with intents / with places) and refuted claims (empty
+    texts claim nothing: report failed profiles beside this)."""
 
     n_users: int
     top1_category: float
@@ -250,14 +276,32 @@ class FaithfulnessReport:
     mean_consistency: float  # mean c(y | H_u)
 
 
+def _recall(text: str | None, f: UserFeatures) -> tuple[bool | None, float | None, bool | None]:
+    """(top-1 category named, share of the top-3 named, top place named); None where the
+    user has no category / no place."""
+    blank = _without_apps(text, f)
+    cats = [c for c, _ in f.top_intents[:3]]
+    named = _find(blank, cats)[0] if cats else set()
+    top1 = cats[0] in named if cats else None
+    top3 = len(named) / len(cats) if cats else None
+    place = (f.main_place in _find(blank, [f.main_place])[0]) if f.main_place else None
+    return top1, top3, place
+
+
+def _mean(values: Sequence) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
 def measure(texts: Sequence[str | None], features: Sequence[UserFeatures],
-            names: set[str] | None = None, *, min_share: float = 0.05) -> FaithfulnessReport:
+            names: set[str] | None = None, *, min_share: float = MIN_SHARE) -> FaithfulnessReport:
     """Recall, contradictions and consistency of each user's profile text."""
-    recall = faithfulness(texts, features)  # raises on a length mismatch
+    if len(texts) != len(features):
+        raise ValueError(f"{len(texts)} texts for {len(features)} users")
     names = names if names is not None else vocabulary(features)
     by_kind = dict.fromkeys(KINDS, 0)
     n_claims = n_refuted = contradicting = 0
-    scores = []
+    scores, recalls = [], []
     for text, f in zip(texts, features):
         found = claims(text, f, names, min_share=min_share)
         refuted = [c for c in found if c.refuted]
@@ -267,13 +311,15 @@ def measure(texts: Sequence[str | None], features: Sequence[UserFeatures],
         n_refuted += len(refuted)
         contradicting += bool(refuted)
         scores.append(consistency_score(text, f, names))
+        recalls.append(_recall(text, f))
     n = len(texts)
+    top1, top3, place = zip(*recalls) if recalls else ((), (), ())
     return FaithfulnessReport(
         n_users=n,
-        top1_category=recall.top1_category,
-        top3_categories=recall.top3_categories,
-        n_place_users=recall.n_place_users,
-        top1_place=recall.top1_place,
+        top1_category=_mean(top1) if _mean(top1) is not None else math.nan,
+        top3_categories=_mean(top3) if _mean(top3) is not None else math.nan,
+        n_place_users=sum(p is not None for p in place),
+        top1_place=_mean(place),
         n_claims=n_claims,
         n_refuted=n_refuted,
         contradiction_rate=contradicting / n if n else math.nan,

@@ -22,7 +22,6 @@ text (fields, then free text) is y_u, what the encoder embeds (eq. 24).
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,18 +30,20 @@ from typing import Protocol
 from uscope.profile.backends.base import Generation
 from uscope.profile.backends.heuristic import heuristic_profile
 from uscope.profile.faithfulness import (
-    DAYPARTS,
+    MIN_SHARE,
+    daypart_shares,
     drop_contradicting,
     end_at_sentence,
     split_sentences,
     vocabulary,
+    weekend_share,
 )
 from uscope.profile.features import UserFeatures
 
 MIN_DAYPART_SHARE = 0.2  # a part of the day is offered when it holds this share of events
 MIN_CATEGORY_SHARE = 0.1  # a category is a "main" one from this share (the top one always)
 PERSONA_PREFIX = "This user is"
-MAX_NEW_TOKENS = 144  # fields and free text together
+MAX_NEW_TOKENS = 160  # fields and free text together (GenerationConfig's default)
 FREE_SENTENCES = 3  # the persona sentence and two more
 
 
@@ -54,12 +55,6 @@ class FieldSpec:
     label: str
     options: tuple[str, ...]
     max_items: int = 3
-
-
-def _daypart_shares(f: UserFeatures) -> list[tuple[str, float]]:
-    by_hour = f.pi_time.sum(axis=0)  # (24,)
-    shares = [(name, float(sum(by_hour[h] for h in hours))) for name, hours in DAYPARTS.items()]
-    return sorted(shares, key=lambda s: -s[1])
 
 
 def _main(ranked: Sequence[tuple[str, float]]) -> tuple[str, ...]:
@@ -82,19 +77,23 @@ def field_specs(f: UserFeatures) -> list[FieldSpec]:
     if places:
         specs.append(FieldSpec("places", "Main places", places, max_items=2))
     if f.timed and f.n_used:
-        ranked = _daypart_shares(f)
+        ranked = daypart_shares(f)
         parts = [name for name, share in ranked if share >= MIN_DAYPART_SHARE] or [ranked[0][0]]
         specs.append(FieldSpec("active_time", "Most active", tuple(parts), max_items=2))
     return [s for s in specs if s.options]
 
 
 def fixed_facts(f: UserFeatures) -> dict[str, str]:
-    """Fields the features fix outright: the days of activity and the regularity class."""
+    """Fields the features fix outright: the days of activity (only from a week of active
+    days on) and the regularity class. "on weekdays" needs a weekend share under
+    ``MIN_SHARE``, the share below which the faithfulness check refutes a weekend claim."""
     if not f.timed or not f.n_used:
         return {}
-    weekend = float(f.pi_time[5:].sum())
-    facts = {"days": "on weekdays" if weekend < 0.1 else "mostly at weekends" if weekend > 0.5
-             else "all week"}
+    facts = {}
+    if f.sigma.active_days >= 7:
+        weekend = weekend_share(f)
+        facts["days"] = ("on weekdays" if weekend < MIN_SHARE else "mostly at weekends"
+                         if weekend > 0.5 else "all week")
     consistency = f.sigma.routine_consistency
     if consistency is not None:
         facts["regularity"] = ("regular" if consistency > 0.7 else "varied" if consistency < 0.4
@@ -198,9 +197,10 @@ class GroundingDecoder(Protocol):
 
 def profile_regex(fields_regex: str) -> str:
     """The whole answer: the fields' JSON, a newline, then the free text after the prefix, at
-    most ``FREE_SENTENCES`` sentences, each ending in . ! or ? (then only the end of text)."""
-    sentence = r"[^\n.!?]*[.!?]"
-    return (fields_regex + r"\n" + re.escape(PERSONA_PREFIX) + sentence
+    most ``FREE_SENTENCES`` sentences, each ending in . ! or ? (a period followed by a
+    letter, as in "JD.com", stays inside the sentence), then only the end of text."""
+    sentence = r"([^\n.!?]|\.[^ \n.!?])*[.!?]"
+    return (fields_regex + r"\n" + PERSONA_PREFIX + sentence
             + rf"( {sentence}){{0,{FREE_SENTENCES - 1}}}")
 
 
@@ -218,40 +218,48 @@ def _messages(r) -> list[dict]:
 def write_grounded(requests: Sequence, decoder: GroundingDecoder, regex_of: Callable[[dict], str],
                    names: set[str], stats: GroundedStats, *, max_new_tokens: int = MAX_NEW_TOKENS,
                    retry_temperature: float = 0.7) -> list[GroundedProfile | None]:
-    """Grounded profiles of ``ProfileRequest``s whose prompts come from a grounded template;
-    None for a user with no events (nothing to ground; the caller writes a cold-start text)."""
-    live = [r for r in requests if r.features.n_used > 0]
-    specs = [field_specs(r.features) for r in live]
-    conversations = [_messages(r) for r in live]
-    regexes = [profile_regex(regex_of(choice_schema(s))) for s in specs]
-    answers = decoder.decode_constrained(conversations, regexes, max_new_tokens, 0.0)
-    parsed = [_parse(a, r, s, names, stats) for (a, _), r, s in zip(answers, live, specs)]
-    empty = [i for i, p in enumerate(parsed) if not p[3]]
-    if empty:  # one sampled retry for users left without free text
+    """Grounded profiles of ``ProfileRequest``s whose prompts come from a grounded template,
+    in request order; None for a user with no events (nothing to ground: the caller writes a
+    cold-start text)."""
+    live = [i for i, r in enumerate(requests) if r.features.n_used > 0]
+    specs = {i: field_specs(requests[i].features) for i in live}
+    conversations = {i: _messages(requests[i]) for i in live}
+    regexes = {i: profile_regex(regex_of(choice_schema(specs[i]))) for i in live}
+
+    def decode(rows: list[int], temperature: float) -> dict[int, tuple]:
+        answers = decoder.decode_constrained([conversations[i] for i in rows],
+                                             [regexes[i] for i in rows], max_new_tokens,
+                                             temperature)
+        return {i: _parse(a, requests[i], specs[i], names, stats)
+                for i, (a, _) in zip(rows, answers)}
+
+    parsed = decode(live, 0.0)
+    empty = [i for i in live if not parsed[i][4]]
+    if empty:  # one sampled retry, whole answer, for users left without free text
         stats.counts["regenerated"] += len(empty)
-        again = decoder.decode_constrained([conversations[i] for i in empty],
-                                           [regexes[i] for i in empty], max_new_tokens,
-                                           retry_temperature)
-        for i, (answer, _) in zip(empty, again):  # the first pass's fields are kept
-            kept, dropped = _check(split_answer(answer)[1], live[i], names, stats)
-            parsed[i] = (*parsed[i][:3], kept, parsed[i][4] + dropped)
-    out = {}
-    for i, (r, (fields, fixed, facts_text, kept, dropped)) in enumerate(zip(live, parsed)):
+        retried = decode(empty, retry_temperature)
+        for i in empty:
+            if retried[i][4]:
+                parsed[i] = retried[i]
+    out: list[GroundedProfile | None] = [None] * len(requests)
+    for i in live:
+        fields, fixed, facts_text, whole, kept, dropped = parsed[i]
         stats.counts["users"] += 1
+        stats.counts["fields_incomplete"] += not whole
         stats.counts["empty_free_text"] += not kept
-        out[r.user_id] = GroundedProfile(fields, fixed, kept, f"{facts_text} {kept}".strip(),
-                                         dropped, i in empty)
-    return [out.get(r.user_id) for r in requests]
+        out[i] = GroundedProfile(fields, fixed, kept, f"{facts_text} {kept}".strip(), dropped,
+                                 i in empty)
+    return out
 
 
 def _parse(answer: str, r, specs: Sequence[FieldSpec], names: set[str], stats: GroundedStats):
-    """(fields, fixed facts, rendered fields, kept free text, dropped sentences) of one answer."""
+    """(fields, fixed facts, rendered fields, whole JSON?, kept free text, dropped sentences)
+    of one answer."""
     head, free = split_answer(answer)
     fields, whole = parse_fields(head, specs)
-    stats.counts["fields_incomplete"] += not whole
     fixed = fixed_facts(r.features)
     kept, dropped = _check(free, r, names, stats)
-    return fields, fixed, render_fields(fields, specs, fixed), kept, dropped
+    return fields, fixed, render_fields(fields, specs, fixed), whole, kept, dropped
 
 
 def _check(text: str, request, names: set[str], stats: GroundedStats) -> tuple[str, int]:
@@ -264,13 +272,20 @@ def _check(text: str, request, names: set[str], stats: GroundedStats) -> tuple[s
 
 
 def grounded_generations(decoder: GroundingDecoder, requests: Sequence, names: set[str],
-                         stats: GroundedStats) -> list[Generation]:
-    """A backend's answers to grounded requests: the grounded y_u of each user with events,
-    the heuristic cold-start text of the others. ``names`` (the population's) are checked
-    besides the batch's own."""
+                         stats: GroundedStats, max_new_tokens: int = MAX_NEW_TOKENS
+                         ) -> list[Generation] | None:
+    """A backend's answers when its requests come from a grounded template (None when they
+    do not): the grounded y_u of each user with events, the heuristic cold-start text of the
+    others. ``names`` (the population's) are checked besides the batch's own."""
     from uscope.profile.constrained import regex_of_schema
 
+    modes = {r.prompt.mode for r in requests}
+    if len(modes) > 1:
+        raise ValueError(f"one batch mixes prompt modes {sorted(modes)}")
+    if modes != {"grounded"}:
+        return None
     names = set(names) | vocabulary(r.features for r in requests)
-    profiles = write_grounded(requests, decoder, regex_of_schema, names, stats)
+    profiles = write_grounded(requests, decoder, regex_of_schema, names, stats,
+                              max_new_tokens=max_new_tokens)
     return [Generation(p.text if p is not None else heuristic_profile(r.features))
             for p, r in zip(profiles, requests)]

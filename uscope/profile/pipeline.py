@@ -23,6 +23,7 @@ from uscope.profile.backends import (
     make_backend,
 )
 from uscope.profile.encoder import ProfileEncoder
+from uscope.profile.faithfulness import vocabulary
 from uscope.profile.features import FeatureConfig, iter_features
 from uscope.profile.profileset import STATUS_FAILED, STATUS_OK, ProfileSet
 from uscope.profile.prompting import DEFAULT_TEMPLATE, PromptTemplate, load_template
@@ -53,7 +54,10 @@ def build_requests(events: pd.DataFrame, user_ids: Sequence[str], template: Prom
 def profile_chunk(requests: Sequence[ProfileRequest], backend: Backend, encoder: ProfileEncoder,
                   template: PromptTemplate, config: ProfileConfig,
                   on_batch: Callable[[int], Any] | None = None) -> ProfileSet:
-    """Generate y_u in batches (with retries), embed the successful ones, return their rows."""
+    """Generate y_u in batches (with retries), embed the successful ones, return their rows.
+    A grounded template's free text is checked against the names of the whole chunk."""
+    if template.grounded and hasattr(backend, "names"):
+        backend.names = set(backend.names) | vocabulary(r.features for r in requests)
     outcomes = []
     for start in range(0, len(requests), config.batch_size):
         batch = requests[start:start + config.batch_size]

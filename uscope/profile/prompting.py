@@ -104,7 +104,7 @@ class PromptTemplate:
         """Render with any context (wrap user-derived strings in ``UserText``). A grounded
         template receives its base template's rendered facts as ``facts``."""
         if self.base is not None:
-            facts = self.base.render_context(context)
+            facts = self.base.render_context({**context, "facts_only": True})
             context = {**context, "facts": facts.user}
         module = _compile(self.source).make_module(context)
         system = str(getattr(module, "system", "")).strip()

@@ -13,7 +13,7 @@ counted, so every written pair prefers the profile that fits the evidence better
 
 Faithfulness pairs (``rejected="contradicting"``) come from the model's own samples of one
 user, ranked by ``uscope.profile.faithfulness``: y_w = the most consistent sample without a
-refuted claim (faithful and informative), y_l = the sample with the most refuted claims (a
+refuted claim that names some of the user's evidence (faithful and informative), y_l = the sample with the most refuted claims (a
 category, place, time or share the features contradict). A user without both is dropped.
 """
 
@@ -86,6 +86,9 @@ def faithful_pair(samples: Sequence[str], f: UserFeatures, names: set[str]
     faithful = [s for s, n in zip(samples, refuted) if n == 0]
     if not faithful:
         return "no sample without a contradiction"
+    faithful = [s for s in faithful if consistency_score(s, f, names) > 0]
+    if not faithful:  # a vague text is no better answer than a contradicting one
+        return "no faithful sample names the user's evidence"
     if max(refuted) == 0:
         return "no contradicting sample"
     worst = max(range(len(samples)), key=lambda i: (refuted[i],

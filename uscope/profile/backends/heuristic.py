@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from uscope.profile.backends.base import Generation, ProfileRequest
-from uscope.profile.faithfulness import DAYPARTS
+from uscope.profile.faithfulness import daypart_shares, weekend_share
 from uscope.profile.features import UserFeatures
 
 _PHRASES = {"night": "at night", "morning": "in the morning", "afternoon": "in the afternoon",
@@ -29,10 +29,7 @@ def _list(items: Sequence[str]) -> str:
 
 
 def _daypart(f: UserFeatures) -> str:
-    by_hour = f.pi_time.sum(axis=0)  # (24,)
-    shares = [(float(by_hour[list(hours)].sum()), _PHRASES[name])
-              for name, hours in DAYPARTS.items()]
-    return max(shares, key=lambda s: s[0])[1]
+    return _PHRASES[daypart_shares(f)[0][0]]
 
 
 def _app_sentences(f: UserFeatures) -> list[str]:
@@ -78,7 +75,7 @@ def heuristic_profile(f: UserFeatures) -> str:
     noun = "use" if f.uses_apps else "visits"
     if f.timed:
         peak = f.peak_hours(1)
-        weekend = float(f.pi_time[5:].sum())
+        weekend = weekend_share(f)
         rhythm = f"Activity peaks {_daypart(f)}, busiest around {peak[0]:02d}:00"
         if weekend > 0:
             rhythm += f", with {round(100 * weekend)}% of {noun} on weekends"

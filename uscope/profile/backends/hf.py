@@ -92,11 +92,10 @@ class TransformersBackend:
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         if not requests:
             return []
-        modes = {r.prompt.mode for r in requests}
-        if modes == {"grounded"}:
-            return grounded_generations(self, requests, self.names, self.grounded_stats)
-        if len(modes) > 1:
-            raise ValueError(f"one batch mixes prompt modes {sorted(modes)}")
+        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
+                                        self.generation.max_new_tokens)
+        if grounded is not None:
+            return grounded
         gen = self.generation
         texts = self._generate(chat_texts(self.tokenizer, requests), gen.max_new_tokens,
                                gen.temperature)

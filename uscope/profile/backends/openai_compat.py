@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from uscope.profile.backends.base import (
@@ -108,8 +108,10 @@ class OpenAIBackend:
         except (ValueError, OSError) as exc:
             return Generation(None, f"{type(exc).__name__}: {exc}")
 
-    def _one(self, request: ProfileRequest) -> Generation:
-        answer = self._post(chat_payload(request, self.model, self.generation))
+    def _one(self, indexed: tuple[int, ProfileRequest]) -> Generation:
+        i, request = indexed  # a seed per request: repeated prompts sample differently
+        generation = replace(self.generation, seed=self.generation.seed + i)
+        answer = self._post(chat_payload(request, self.model, generation))
         return answer if isinstance(answer, Generation) else finished_text(answer,
                                                                           self.generation)
 
@@ -128,13 +130,18 @@ class OpenAIBackend:
             answer = self._post({"model": self.model, "messages": messages,
                                  "max_tokens": max_new_tokens, "temperature": temperature,
                                  "structured_outputs": {"regex": regex}})
-            return ("", False) if isinstance(answer, Generation) else (answer, True)
+            failed = answer.error if isinstance(answer, Generation) else None
+            if failed:  # fails the batch: the job retries it
+                raise RuntimeError(failed)
+            return answer, True
 
         return self._map(one, list(zip(conversations, regexes)))
 
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         if not requests:
             return []
-        if {r.prompt.mode for r in requests} == {"grounded"}:
-            return grounded_generations(self, requests, self.names, self.grounded_stats)
-        return self._map(self._one, requests)
+        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
+                                        self.generation.max_new_tokens)
+        if grounded is not None:
+            return grounded
+        return self._map(self._one, list(enumerate(requests)))

@@ -126,9 +126,17 @@ class VLLMBackend:
     def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         if not requests:
             return []
-        if {r.prompt.mode for r in requests} == {"grounded"}:
-            return grounded_generations(self, requests, self.names, self.grounded_stats)
-        outputs = self.llm.chat(conversations(requests), self.sampling, lora_request=self.lora,
+        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
+                                        self.generation.max_new_tokens)
+        if grounded is not None:
+            return grounded
+        sampling = self.sampling
+        if self.generation.temperature > 0:  # a seed per request: repeated prompts differ
+            vllm = _import_vllm()
+            sampling = [vllm.SamplingParams(**{**sampling_kwargs(self.generation),
+                                               "seed": self.generation.seed + i})
+                        for i in range(len(requests))]
+        outputs = self.llm.chat(conversations(requests), sampling, lora_request=self.lora,
                                 use_tqdm=False)
         return [finished_text(o.outputs[0].text if o.outputs else None, self.generation)
                 for o in outputs]
