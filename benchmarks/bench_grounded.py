@@ -42,11 +42,11 @@ def _args(argv):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="4 users a data set; never writes")
+    parser.add_argument("--quick", action="store_true", help="3 users a data set; never writes")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.users, args.sim_users = 4, 7
+        args.users, args.sim_users = 3, 7
     return args
 
 
@@ -69,7 +69,7 @@ def _profile(key, events, users, writer, lm_backend, encoder, args):
     kind, template = WRITERS[writer]
     backend = lm_backend if kind == "transformers" else "heuristic"
     config = ProfileConfig(template=template or "profile_v2", batch_size=args.batch_size)
-    if kind == "transformers":  # warm-up, not timed: kernels, regex caches
+    if kind == "transformers" and not args.quick:  # warm-up, not timed: kernels, caches
         profile_users(events, backend, encoder=encoder, users=users[:2], config=config)
     stats = dict(lm_backend.grounded_stats.counts) if kind == "transformers" else {}
     start = time.perf_counter()
@@ -181,9 +181,9 @@ def downstream_rows(lm_backend, encoder, args):
     config = EvalConfig(protocol="later-weeks", kind="place", users="test", seeds=(0,),
                         strategies={"popular": "popular", "neighbours": "neighbours",
                                     "hybrid": "hybrid"},
-                        max_users=8 if args.quick else None)
+                        max_users=4 if args.quick else None)
     visible = make_split(events, config, 0).visible
-    users = sorted(events["user_id"].astype(str).unique())[: 12 if args.quick else None]
+    users = sorted(events["user_id"].astype(str).unique())[: 8 if args.quick else None]
     lm_backend.names = vocabulary(iter_features(visible, users))
     rows, per_user = [], {}
     for writer in ("heuristic", "SmolLM2 grounded"):

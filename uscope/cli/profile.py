@@ -114,3 +114,6 @@ def profile(
     except (DataError, ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
         _fail(str(exc))
     typer.echo(summary.render())
+    checks = getattr(writer, "grounded_stats", None)
+    if checks is not None and checks.counts["users"]:
+        typer.echo(f"grounded checks: {checks.as_dict()}")

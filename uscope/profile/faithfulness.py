@@ -55,7 +55,11 @@ _PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)")
 _END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 
 
-def _normal(text: str) -> str:
+def _normal(text: str | None) -> str:
+    """Case-folded, "_" as a space, single spaces; anything but a string (a failed profile's
+    None or NaN) is the empty text."""
+    if not isinstance(text, str):
+        return ""
     return " ".join(text.casefold().replace("_", " ").split())
 
 
@@ -78,7 +82,7 @@ def _find(normal: str, names: Iterable[str]) -> tuple[set[str], str]:
 def _without_apps(text: str | None, f: UserFeatures) -> str:
     """The normalised text with the user's own app names blanked out: an app's name is no
     claim about a category, a time or a share ("Toutiao news", "Keep fitness")."""
-    return _find(_normal(text or ""), [a for a, _ in f.top_apps])[1]
+    return _find(_normal(text), [a for a, _ in f.top_apps])[1]
 
 
 def weekend_share(f: UserFeatures) -> float:
@@ -100,7 +104,7 @@ def mentioned(text: str | None, names: Iterable[str]) -> set[str]:
     Longer names are matched first and blanked out, so "Business affairs" does not also count
     as a mention of "Business".
     """
-    return _find(_normal(text or ""), names)[0]
+    return _find(_normal(text), names)[0]
 
 
 def _venues(f: UserFeatures) -> set[str]:
@@ -160,7 +164,7 @@ def _ends(text: str) -> list[int]:
 def split_sentences(text: str | None) -> list[str]:
     """The sentences of a text (stripped, empty ones left out); a trailing fragment without
     a sentence end is the last one."""
-    text = text or ""
+    text = text if isinstance(text, str) else ""
     starts = [0, *_ends(text)]
     pieces = [text[a:b].strip() for a, b in zip(starts, [*starts[1:], len(text)])]
     return [p for p in pieces if p]
