@@ -64,6 +64,7 @@ def events_table(args):
     import pandas as pd
 
     from uscope.data.datasets import load_dataset
+    from uscope.data.schema import validate_events
     from uscope.tuning.tasks import split_users
 
     parts, chosen = [], {}
@@ -73,7 +74,7 @@ def events_table(args):
         train, held = split_users(sorted(events["user_id"].unique()), HELDOUT, SPLIT_SEED)
         chosen[name] = (train[:args.train_users], held[:args.eval_users])
         parts.append(events[events["user_id"].isin(chosen[name][0] + chosen[name][1])])
-    return pd.concat(parts, ignore_index=True), chosen
+    return validate_events(pd.concat(parts, ignore_index=True)), chosen
 
 
 def run(stage: str, command: list, timings: dict, args) -> None:
@@ -108,7 +109,7 @@ def train(args, events_path: Path, timings: dict) -> dict:
 
 def evaluate(args, events, chosen, adapter: Path, timings: dict) -> dict:
     """Per data set: {writer: (features, texts)} of the held-out users."""
-    from uscope.profile import GenerationConfig, profile_users
+    from uscope.profile import GenerationConfig, ProfileConfig, profile_users
     from uscope.profile.backends.hf import TransformersBackend
     from uscope.profile.features import iter_features
 
@@ -118,7 +119,8 @@ def evaluate(args, events, chosen, adapter: Path, timings: dict) -> dict:
         backend = TransformersBackend(adapter=path, generation=GenerationConfig(
             max_new_tokens=args.max_new_tokens))
         for name, (_, held) in chosen.items():
-            ps = profile_users(events, backend, users=held)
+            ps = profile_users(events, backend, users=held,
+                               config=ProfileConfig(template="profile_v2", batch_size=16))
             ok = (ps.frame["status"] == "ok").tolist()
             texts = [t if isinstance(t, str) else "" for t in ps.frame["profile"]]
             out.setdefault(name, {})[writer] = (list(iter_features(events, held)), texts, ok)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                 kinds=args.tasks, max_candidates=args.max_candidates)
     print(f"{described}: {len(train)} training users, {len(held_out)} held out; "
           f"{len(cases)} cases {report.built}")
-    teacher = make_teacher(args)
+    teacher = make_teacher(args, complete_sentences=False)  # "Answer: X" lines
     log = JobLog(args.out / "attempts.jsonl", resume=args.resume)
     summary = generate_traces(cases, teacher, log, mode=args.mode, samples=args.samples,
                               batch_size=args.batch_size,

@@ -169,7 +169,7 @@ def test_only_correct_parsed_traces_are_written_and_the_rest_counted(events, spl
                                                                      teacher_server):
     cases, _ = build_cases(events, split[0], cutoff=CUT, kinds=["app", "intent"])
     backend = OpenAIBackend(OpenAIConfig(base_url=teacher_server.url, concurrency=4),
-                            GenerationConfig(max_new_tokens=64))
+                            GenerationConfig(max_new_tokens=64, complete_sentences=False))
     log = JobLog(tmp_path / "attempts.jsonl", resume=False)
     summary = generate_traces(cases, backend, log, mode="star", batch_size=5)
     position = [c.candidates.index(c.hint) % 3 for c in cases]

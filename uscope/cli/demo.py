@@ -20,7 +20,7 @@ def demo(
     backend: Annotated[str, typer.Option(help="Profile writer: transformers (the bundled "
                                                 "SmolLM2) or heuristic.")] = "transformers",
     show: Annotated[int, typer.Option(help="How many profiles to print.")] = 3,
-    max_new_tokens: Annotated[int, typer.Option(help="Profile length budget (tokens).")] = 80,
+    max_new_tokens: Annotated[int, typer.Option(help="Profile length budget (tokens).")] = 160,
 ) -> None:
     """Simulate a population, build behaviour tensors, profile every user with the default LLM,
     and recommend apps they have not used yet."""

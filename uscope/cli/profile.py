@@ -36,8 +36,9 @@ def profile(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into --out.")] = False,
     retry_failed: Annotated[bool, typer.Option(help="With --resume: profile the users whose "
                                                     "profile failed again.")] = False,
-    template: Annotated[str, typer.Option(help="Prompt template name in prompts/ or .j2 path.")]
-    = "profile_v2",
+    template: Annotated[str, typer.Option(help="Prompt template name in prompts/ or .j2 path: "
+                                               "grounded_v1 (grounded) or profile_v2 (free).")]
+    = "grounded_v1",
     max_events: Annotated[int, typer.Option(help="History budget: most recent events kept "
                                                  "per user.")] = 20_000,
     max_new_tokens: Annotated[int, typer.Option(help="LLM output budget.")] = 160,

@@ -26,14 +26,14 @@ from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.faithfulness import vocabulary
 from uscope.profile.features import FeatureConfig, iter_features
 from uscope.profile.profileset import STATUS_FAILED, STATUS_OK, ProfileSet
-from uscope.profile.prompting import DEFAULT_TEMPLATE, PromptTemplate, load_template
+from uscope.profile.prompting import GROUNDED_TEMPLATE, PromptTemplate, load_template
 
 
 @dataclass(frozen=True)
 class ProfileConfig:
     """How each user is profiled (independent of which backend writes the text)."""
 
-    template: str = DEFAULT_TEMPLATE  # name in prompts/ or path to a .j2 file
+    template: str = GROUNDED_TEMPLATE  # name in prompts/ or a .j2 path; "profile_v2" = free
     features: FeatureConfig = field(default_factory=FeatureConfig)
     batch_size: int = 8  # requests per backend call
     retries: int = 2  # extra attempts for a failed or empty generation

@@ -26,7 +26,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from uscope.profile.features import UserFeatures
 
-DEFAULT_TEMPLATE = "profile_v2"
+DEFAULT_TEMPLATE = "profile_v2"  # the free-form prompt x_u (also the recipes' prompt)
+GROUNDED_TEMPLATE = "grounded_v1"  # the profiling default: grounded generation
 MAX_NAME_CHARS = 64
 
 

@@ -105,8 +105,9 @@ def add_teacher_arguments(parser: argparse.ArgumentParser, *, max_new_tokens: in
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
-def make_teacher(args: argparse.Namespace, *, seed: int = 0):
-    """The backend named by ``add_teacher_arguments``' options."""
+def make_teacher(args: argparse.Namespace, *, seed: int = 0, complete_sentences: bool = True):
+    """The backend named by ``add_teacher_arguments``' options; ``complete_sentences`` False
+    for answers that are labelled lines, not prose (chain-of-thought traces)."""
     from uscope.profile.backends import GenerationConfig, make_backend
 
     if args.threads:
@@ -125,7 +126,8 @@ def make_teacher(args: argparse.Namespace, *, seed: int = 0):
     elif args.teacher_adapter:
         raise ValueError(f"--teacher-adapter does not apply to {args.teacher_backend!r}")
     generation = GenerationConfig(max_new_tokens=args.max_new_tokens,
-                                  temperature=args.temperature, seed=seed)
+                                  temperature=args.temperature, seed=seed,
+                                  complete_sentences=complete_sentences)
     if args.teacher_backend == "transformers" and getattr(args, "teacher_format",
                                                           "free") == "prefill":
         from uscope.tuning.teacher import PrefilledTeacher
