@@ -185,8 +185,8 @@ def test_retries_timeouts_and_empty_text(events, server):
 def test_failed_users_are_kept_with_reasons_and_the_batch_continues(events, server, encoder,
                                                                      tmp_path):
     backend = OpenAIBackend(OpenAIConfig(base_url=server.url, timeout_s=1.0))
-    config = ProfileConfig(batch_size=2, retries=1, backoff_s=0.0)
-    ps = profile_users(events, backend, encoder=encoder, config=config)
+    config = ProfileConfig(template="profile_v2", batch_size=2, retries=1, backoff_s=0.0)
+    ps = profile_users(events, backend, encoder=encoder, config=config)  # free-form answers
     assert sorted(ps.user_ids) == sorted(POPULATION)
     failures = dict(zip(ps.failures["user_id"], ps.failures["error"]))
     assert set(failures) == {"slow-user", "empty-user"}
