@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
+from bench_tuning import ACCELERATE, REPO, run  # a recipe as a timed subprocess
 
-REPO = Path(__file__).resolve().parents[1]
-ACCELERATE = Path(sys.executable).parent / "accelerate"
 DATASETS = {"netfp": {"language": "en"}, "foursquare-nyc": {}}
 HELDOUT, SPLIT_SEED = 0.3, 0
 CONFIG = "recipes/smollm2-135m/dpo/config_faithfulness.yaml"
@@ -77,19 +74,6 @@ def events_table(args):
     return validate_events(pd.concat(parts, ignore_index=True)), chosen
 
 
-def run(stage: str, command: list, timings: dict, args) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads),
-           "PYTHONWARNINGS": "ignore::FutureWarning", "TOKENIZERS_PARALLELISM": "false"}
-    print(f"[{stage}] {' '.join(map(str, command))}", flush=True)
-    start = time.perf_counter()
-    done = subprocess.run([str(c) for c in command], check=False, cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    timings[stage] = (time.perf_counter() - start) / 60
-    print(done.stdout[-1500:], flush=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{stage} failed:\n{done.stderr[-4000:]}")
-
-
 def train(args, events_path: Path, timings: dict) -> dict:
     prefs, adapter = args.work / "prefs", args.work / "adapter"
     if not (prefs / "train.jsonl").exists():
@@ -99,11 +83,12 @@ def train(args, events_path: Path, timings: dict) -> dict:
             str(SPLIT_SEED), "--out", prefs, "--chosen-backend", "transformers", "--samples",
             str(args.samples), "--temperature", str(args.temperature), "--rejected",
             "contradicting", "--max-new-tokens", str(args.max_new_tokens), "--batch-size", "16",
-            "--threads", str(args.threads), "--resume"], timings, args)
+            "--threads", str(args.threads), "--resume"], timings, args.threads)
     if not (adapter / "adapter_config.json").exists():
         steps = ["--max_steps", "1"] if args.quick else ["--num_train_epochs", str(args.epochs)]
         run("dpo", [ACCELERATE, "launch", "--cpu", "recipes/dpo.py", "--config", CONFIG,
-                    "--dataset_name", prefs, "--output_dir", adapter, *steps], timings, args)
+                    "--dataset_name", prefs, "--output_dir", adapter, *steps], timings,
+            args.threads)
     return json.loads((prefs / "manifest.json").read_text())
 
 
