@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from uscope.profile.backends.base import Generation
-from uscope.profile.backends.heuristic import heuristic_profile
+from uscope.profile.backends.heuristic import heuristic_profile, join_list
 from uscope.profile.faithfulness import (
     MIN_SHARE,
     daypart_shares,
@@ -137,17 +137,13 @@ def parse_fields(text: str, specs: Sequence[FieldSpec]) -> tuple[dict[str, list[
     return fields, whole
 
 
-def _join(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def render_fields(fields: dict[str, list[str]], specs: Sequence[FieldSpec],
                   fixed: dict[str, str]) -> str:
     """The checkable part of y_u as sentences (names as the data spells them, no numbers)."""
     sentences = [f"{s.label}: {', '.join(fields[s.key])}." for s in specs
                  if s.key != "active_time"]
     if "active_time" in fields:
-        when = f"Most active in the {_join(fields['active_time'])}"
+        when = f"Most active in the {join_list(fields['active_time'])}"
         if "days" in fixed:
             when += f", {fixed['days']}"
         if "regularity" in fixed:

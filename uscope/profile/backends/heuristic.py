@@ -21,7 +21,8 @@ _PHRASES = {"night": "at night", "morning": "in the morning", "afternoon": "in t
             "evening": "in the evening"}
 
 
-def _list(items: Sequence[str]) -> str:
+def join_list(items: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
@@ -35,11 +36,11 @@ def _daypart(f: UserFeatures) -> str:
 def _app_sentences(f: UserFeatures) -> list[str]:
     """What the user does with apps, and where (rows of C_u)."""
     if f.top_categories:
-        cats = _list([f"{c} ({round(100 * s)}%)" for c, s in f.top_categories[:3]])
+        cats = join_list([f"{c} ({round(100 * s)}%)" for c, s in f.top_categories[:3]])
         sentence = f"This user mainly uses {cats} apps"
     else:
         sentence = "This user only uses apps of unknown category"
-    sentences = [sentence + f", most often {_list([a for a, _ in f.top_apps[:3]])}."]
+    sentences = [sentence + f", most often {join_list([a for a, _ in f.top_apps[:3]])}."]
     if f.top_places:
         parts = []
         for place, share in f.top_places[:2]:
@@ -48,7 +49,7 @@ def _app_sentences(f: UserFeatures) -> list[str]:
                 row = f.C_u[f.locations.index(place)]  # (A,) counts at this place
                 where += f", mostly {f.app_categories[int(row.argmax())]}"
             parts.append(where + ")")
-        sentences.append(f"They are seen {_list(parts)}.")
+        sentences.append(f"They are seen {join_list(parts)}.")
     return sentences
 
 
@@ -56,13 +57,13 @@ def _place_sentences(f: UserFeatures) -> list[str]:
     """A location-only user: the place categories they visit and their most visited places."""
     sentences = []
     if f.top_place_categories:
-        cats = _list([f"{c} ({round(100 * s)}%)" for c, s in f.top_place_categories[:3]])
+        cats = join_list([f"{c} ({round(100 * s)}%)" for c, s in f.top_place_categories[:3]])
         sentences.append(f"This user mostly visits {cats} places.")
     ranked = f.top_venues or [(p, s, None) for p, s in f.top_places]
     if ranked:
         parts = [f"{place} ({category + ', ' if category else ''}{round(100 * share)}%)"
                  for place, share, category in ranked[:3]]
-        sentences.append(f"Their most visited places are {_list(parts)}.")
+        sentences.append(f"Their most visited places are {join_list(parts)}.")
     coordinates = f"This user was seen {f.n_visits} times at places known only by coordinates."
     return sentences or [coordinates]
 
