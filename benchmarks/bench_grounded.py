@@ -40,13 +40,15 @@ def _args(argv):
     parser.add_argument("--users", type=int, default=64, help="sampled users per data set")
     parser.add_argument("--sim-users", type=int, default=70, help="simulated users (persona)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=160,
+                        help="both SmolLM2 writers' budget (grounded: fields and free text)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="3 users a data set; never writes")
+    parser.add_argument("--quick", action="store_true", help="2 users a data set; never writes")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.users, args.sim_users = 3, 7
+        args.users, args.sim_users, args.max_new_tokens = 2, 4, 96
     return args
 
 
@@ -63,7 +65,7 @@ def _profile(key, events, users, writer, lm_backend, encoder, args):
     from uscope.profile.prompting import load_template
 
     version = load_template(WRITERS[writer][1] or "profile_v2").version.replace("@", "-")
-    path = CACHE / f"{key}-{version}.parquet"
+    path = CACHE / f"{key}-{version}-t{args.max_new_tokens}.parquet"
     if path.exists() and not args.quick:
         return ProfileSet.load(path), json.loads(path.with_suffix(".json").read_text())
     kind, template = WRITERS[writer]
@@ -182,8 +184,10 @@ def downstream_rows(lm_backend, encoder, args):
                         strategies={"popular": "popular", "neighbours": "neighbours",
                                     "hybrid": "hybrid"},
                         max_users=4 if args.quick else None)
-    visible = make_split(events, config, 0).visible
-    users = sorted(events["user_id"].astype(str).unique())[: 8 if args.quick else None]
+    split = make_split(events, config, 0)
+    visible, users = split.visible, sorted(events["user_id"].astype(str).unique())
+    if args.quick:  # the evaluated users and as many others as neighbours
+        users = sorted(set(split.users[:config.max_users]) | set(users[:config.max_users]))
     lm_backend.names = vocabulary(iter_features(visible, users))
     rows, per_user = [], {}
     for writer in ("heuristic", "SmolLM2 grounded"):
@@ -208,8 +212,8 @@ def downstream_rows(lm_backend, encoder, args):
 def body(quality, persona, downstream, args, loads) -> str:
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in quality]
     lines = [(f"Users sampled per data set: {args.users} (seed {args.seed}); batch size "
-             f"{args.batch_size}; torch threads {args.threads}; SmolLM2 greedy, free-form at its "
-             "default budget (160 new tokens), grounded the same budget for fields and free text "
+             f"{args.batch_size}; torch threads {args.threads}; SmolLM2 greedy, free-form at "
+             f"{args.max_new_tokens} new tokens, grounded the same budget for fields and free text "
              "together (at most 3 free sentences); each SmolLM2 writer warmed up on 2 users "
              "before its timed run; MiniLM embeds every writer's text. 1-min load average at start/end: "
              f"{loads[0]:.1f}/{loads[1]:.1f}."), "", markdown_table(public), ""]
@@ -234,11 +238,14 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     from uscope.data.datasets import load_dataset
+    from uscope.profile import GenerationConfig
     from uscope.profile.backends.hf import TransformersBackend
     from uscope.profile.pipeline import resolve_encoder
 
     start_load = os.getloadavg()[0]
-    lm_backend, encoder = TransformersBackend(), resolve_encoder(None)
+    lm_backend = TransformersBackend(generation=GenerationConfig(
+        max_new_tokens=args.max_new_tokens))
+    encoder = resolve_encoder(None)
     quality = []
     for name, options in DATASETS.items():
         data = load_dataset(name, **options)

@@ -52,9 +52,10 @@ CASES = [
     pytest.param("bench_synth", "shanghai-sample", (), marks=slow),
     pytest.param("bench_tuning", "simulated", (), marks=slow),
     pytest.param("bench_tuning", "shanghai-sample", (), marks=slow),
-    # these two run netfp and Foursquare NYC side by side (no --dataset)
-    pytest.param("bench_grounded", None, (), marks=slow),
-    pytest.param("bench_faithful_dpo", None, (), marks=slow),
+    # these two run netfp and Foursquare NYC side by side (no --dataset); one torch thread
+    # each, as the others use by default: two runs of two threads on two cores stall
+    pytest.param("bench_grounded", None, ("--threads", "1"), marks=slow),
+    pytest.param("bench_faithful_dpo", None, ("--threads", "1"), marks=slow),
 ]
 BOTH = ("netfp (real)", "foursquare-nyc (real)")
 

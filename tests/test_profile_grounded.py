@@ -64,9 +64,14 @@ def test_specs_take_their_values_from_the_users_features(features):
     assert specs["apps"].options == ("Arena", "Chat")
     assert specs["places"].options == ("Residence", "Campus")
     assert set(specs["active_time"].options) <= {"night", "morning", "afternoon", "evening"}
+    assert specs["categories"].choices == ("Social",)  # the top one is fixed, not chosen
     schema = choice_schema(list(specs.values()))
-    assert schema["properties"]["categories"]["items"]["enum"] == ["Games", "Social"]
-    assert schema["properties"]["categories"]["maxItems"] == 2  # no more items than options
+    assert schema["properties"]["top_category"] == {"const": "Games"}
+    assert schema["properties"]["categories"]["items"]["enum"] == ["Social"]
+    assert schema["properties"]["categories"]["maxItems"] == 1  # no more items than choices
+    assert schema["properties"]["top_place"] == {"const": "Residence"}  # f.main_place
+    assert gamer.main_place == "Residence"
+    assert schema["properties"]["active_time"]["minItems"] == 1  # no lead: choose one or more
     full = profile_schema(gamer)
     assert {"persona", "text"} <= set(full["properties"]) and set(full["required"]) == set(
         full["properties"])
@@ -86,20 +91,28 @@ def test_days_are_stated_from_a_week_of_activity_on():
 
 def test_parse_fields_keeps_allowed_values_and_falls_back(features):
     specs = field_specs(features["gamer"])
-    fields, whole = parse_fields('{"categories":["Social","Social"],"apps":["Chat"],'
-                                 '"places":["Campus"],"active_time":["afternoon"]}', specs)
-    assert whole and fields["categories"] == ["Social"]
-    fields, whole = parse_fields('{"categories":["Soc', specs)  # cut by the token budget
+    fields, whole = parse_fields(
+        '{"top_category":"Games","categories":["Social","Social"],"top_app":"Arena",'
+        '"apps":[],"top_place":"Residence","places":["Campus"],"active_time":["afternoon"]}',
+        specs)
+    assert whole and fields["categories"] == ["Games", "Social"] and fields["apps"] == ["Arena"]
+    assert fields["active_time"] == ["afternoon"]
+    fields, whole = parse_fields('{"top_category":"Games","categories":["Soc', specs)  # cut
     assert not whole and fields["categories"] == ["Games"] and fields["apps"] == ["Arena"]
+    fields, _ = parse_fields('{"categories":["Games","Arena"]}', specs)  # not a choice: kept out
+    assert fields["categories"] == ["Games"]
 
 
 def test_regex_holds_the_users_choices_only(features):
     specs = field_specs(features["gamer"])
     regex = profile_regex(regex_of_schema(choice_schema(specs)))
-    good = ('{"categories":["Games"],"apps":["Arena","Chat"],"places":["Residence"],'
-            '"active_time":["' + specs[-1].options[0] + '"]}\n' + PERSONA_PREFIX + " a gamer.")
+    good = ('{"top_category":"Games","categories":[],"top_app":"Arena","apps":["Chat"],'
+            '"top_place":"Residence","places":[],"active_time":["' + specs[-1].options[0]
+            + '"]}\n' + PERSONA_PREFIX + " a gamer.")
     assert re.fullmatch(regex, good)
     assert not re.fullmatch(regex, good.replace('"Games"', '"News"'))  # another user's
+    assert not re.fullmatch(regex, good.replace('"Games"', '"Social"'))  # not the top one
+    assert not re.fullmatch(regex, good.replace('"apps":["Chat"]', '"apps":["Arena"]'))
     assert not re.fullmatch(regex, good.replace(PERSONA_PREFIX, "They are"))
 
 
@@ -113,6 +126,13 @@ def test_hard_names_survive_schema_regex_and_parsing():
         assert re.fullmatch(regex, answer), name
         assert parse_fields(split_answer(answer)[0], spec) == ({"categories": [name]}, True)
     assert not re.fullmatch(regex, '{"categories":["Shop"]}\n' + PERSONA_PREFIX + " a. b. c. d.")
+    for name in names:  # a fixed lead is a JSON const: escaped the same way
+        lead = [FieldSpec("places", "Main places", (name, "x"), lead_key="top_place")]
+        head = json.dumps({"top_place": name, "places": []}, ensure_ascii=False,
+                          separators=(",", ":"))
+        regex = profile_regex(regex_of_schema(choice_schema(lead)))
+        assert re.fullmatch(regex, head + "\n" + PERSONA_PREFIX + " a visitor."), name
+        assert parse_fields(head, lead) == ({"places": [name]}, True)
 
 
 def test_parse_drops_contradicting_sentences_and_counts(events, features):
@@ -120,7 +140,8 @@ def test_parse_drops_contradicting_sentences_and_counts(events, features):
     specs = field_specs(features["gamer"])
     names = vocabulary(features.values())
     stats = GroundedStats()
-    answer = (json.dumps({"categories": ["Games"], "apps": ["Arena"], "places": ["Residence"],
+    answer = (json.dumps({"top_category": "Games", "categories": [], "top_app": "Arena",
+                          "apps": [], "top_place": "Residence", "places": [],
                           "active_time": [specs[-1].options[0]]}, separators=(",", ":"))
               + f"\n{PERSONA_PREFIX} an evening gamer. They read News every morning. "
               "They like Arena. And then they")
@@ -133,7 +154,7 @@ def test_parse_drops_contradicting_sentences_and_counts(events, features):
     assert facts == render_fields(fields, specs, fixed)
     assert facts.startswith("Main app categories: Games. Main apps: Arena. Main places: "
                             "Residence. Most active in the ")
-    assert split_answer(answer)[0].startswith('{"categories"')
+    assert split_answer(answer)[0].startswith('{"top_category"')
 
 
 def test_constrained_rows_decode_under_their_own_regex(smollm2):
@@ -181,6 +202,7 @@ def test_grounded_profiles_of_real_smollm2_are_faithful(events, features, smollm
         assert text.startswith("Main app categories: ")
         named = text.split(".")[0].removeprefix("Main app categories: ").split(", ")
         assert set(named) <= {c for c, _ in f.top_categories}
+        assert named[0] == f.top_categories[0][0]  # the fixed lead
         assert split_sentences(text)[-1].endswith(".")
     assert "cold start" in ps.frame["profile"].iloc[3]
     counts = backend.grounded_stats.counts
@@ -193,9 +215,9 @@ def test_openai_backend_sends_each_users_regex_and_grounds_the_answer(events, fe
 
     def answer(body):  # a server that honours the regex: the gamer's answer, or nothing valid
         regex = body["structured_outputs"]["regex"]
-        text = ('{"categories":["Games"],"apps":["Arena"],"places":["Residence"],'
-                '"active_time":["evening"]}\n' + PERSONA_PREFIX + " an evening gamer. "
-                "They read News.")
+        text = ('{"top_category":"Games","categories":[],"top_app":"Arena","apps":[],'
+                '"top_place":"Residence","places":[],"active_time":["evening"]}\n'
+                + PERSONA_PREFIX + " an evening gamer. They read News.")
         return text if re.fullmatch(regex, text) else "{}"
 
     server = ChatServer(structured=answer)

@@ -179,3 +179,18 @@ def test_run_evaluation_validation_and_test_users(groups):
         run_evaluation(events, EvalConfig(protocol="leave-out"), profiles=profiles)
     with pytest.raises(ValueError, match="at least one seed"):
         EvalConfig(seeds=())
+
+
+def test_evaluation_with_none_of_its_users_profiled_says_so(groups):
+    from uscope.data.schema import DataError
+    from uscope.recommend.evaluate import EvalConfig, make_split, run_evaluation
+
+    events, _ = groups
+    config = EvalConfig(kind="app", protocol="novelty", strategies=("popular",), max_users=2)
+    split = make_split(events, config, 0)
+    others = sorted(set(events["user_id"].astype(str)) - set(split.users[:2]))
+    profiles = profile_users(split.visible, users=others)  # every user but the evaluated ones
+    with pytest.raises(DataError, match="no user of the novelty split has a profile"):
+        run_evaluation(events, config, profiles=profiles)
+    evaluated = run_evaluation(events, config, profiles=profile_users(split.visible))
+    assert set(evaluated.results["users"]) == {2}  # one row per seed

@@ -6,6 +6,8 @@ free text for what the statistics do not state:
 - decoded under a per-user JSON Schema (``choice_schema``, constrained decoding): the main
   categories (app categories; place categories for a location-only user), main apps, main
   places and the busiest parts of the day, each an ``enum`` of what the user actually did;
+  the top category, app and place lead their lists as ``const`` values (the features fix
+  them: the model may only add to them);
 - fixed by the features (no choice left, so not decoded): which days (weekdays, weekends or
   all week) and the regularity class of sigma_u;
 - free text, written in the same pass right after the fields (so with the chosen values in
@@ -49,12 +51,21 @@ FREE_SENTENCES = 3  # the persona sentence and two more
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One decoded field: its JSON key, how the rendered text labels it, its allowed values."""
+    """One decoded field: its JSON key, how the rendered text labels it, its allowed values
+    (ranked, the user's most used first). With ``lead_key`` the first option is a fact the
+    features fix (the top category, app or place): the answer states it under ``lead_key``
+    and the model chooses only the others, under ``key``."""
 
     key: str
     label: str
     options: tuple[str, ...]
     max_items: int = 3
+    lead_key: str | None = None
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The values the model chooses among (the options after a fixed lead)."""
+        return self.options[1:] if self.lead_key else self.options
 
 
 def _main(ranked: Sequence[tuple[str, float]]) -> tuple[str, ...]:
@@ -66,16 +77,19 @@ def field_specs(f: UserFeatures) -> list[FieldSpec]:
     specs = []
     if f.uses_apps:
         if f.top_categories:
-            specs.append(FieldSpec("categories", "Main app categories", _main(f.top_categories)))
-        specs.append(FieldSpec("apps", "Main apps", tuple(a for a, _ in f.top_apps)))
+            specs.append(FieldSpec("categories", "Main app categories", _main(f.top_categories),
+                                   lead_key="top_category"))
+        specs.append(FieldSpec("apps", "Main apps", tuple(a for a, _ in f.top_apps),
+                               lead_key="top_app"))
         places = tuple(p for p, _ in f.top_places)
     else:
         if f.top_place_categories:
             specs.append(FieldSpec("categories", "Main kinds of place",
-                                   _main(f.top_place_categories)))
+                                   _main(f.top_place_categories), lead_key="top_category"))
         places = tuple(v for v, _, _ in f.top_venues) or tuple(p for p, _ in f.top_places)
-    if places:
-        specs.append(FieldSpec("places", "Main places", places, max_items=2))
+    if places:  # the first is f.main_place
+        specs.append(FieldSpec("places", "Main places", places, max_items=2,
+                               lead_key="top_place"))
     if f.timed and f.n_used:
         ranked = daypart_shares(f)
         parts = [name for name, share in ranked if share >= MIN_DAYPART_SHARE] or [ranked[0][0]]
@@ -102,10 +116,18 @@ def fixed_facts(f: UserFeatures) -> dict[str, str]:
 
 
 def choice_schema(specs: Sequence[FieldSpec]) -> dict:
-    """The JSON Schema of the decoded fields (arrays of enums; every field required)."""
-    properties = {s.key: {"type": "array", "items": {"enum": list(s.options)}, "minItems": 1,
-                          "maxItems": min(s.max_items, len(s.options))} for s in specs}
-    return {"type": "object", "properties": properties, "required": [s.key for s in specs],
+    """The JSON Schema of the decoded fields (arrays of enums; every field required). A
+    field with a fixed lead is a ``const`` under its ``lead_key``, then an array (possibly
+    empty) of the other choices, left out when there are none."""
+    properties: dict[str, dict] = {}
+    for s in specs:
+        if s.lead_key:
+            properties[s.lead_key] = {"const": s.options[0]}
+        if s.choices:
+            properties[s.key] = {"type": "array", "items": {"enum": list(s.choices)},
+                                 "minItems": 0 if s.lead_key else 1,
+                                 "maxItems": min(s.max_items - bool(s.lead_key), len(s.choices))}
+    return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
 
 
@@ -122,18 +144,21 @@ def profile_schema(f: UserFeatures) -> dict:
 
 
 def parse_fields(text: str, specs: Sequence[FieldSpec]) -> tuple[dict[str, list[str]], bool]:
-    """The decoded fields (duplicates removed, order kept), and whether the JSON was whole; a
-    field that is missing or broken takes its first option (counted by the caller)."""
+    """The decoded fields (a fixed lead first, duplicates removed, order kept), and whether the
+    JSON was whole; a field that is missing or broken takes its first option (counted by the
+    caller)."""
     try:
         raw = json.loads(text)
     except ValueError:
         raw = {}
-    whole = isinstance(raw, dict) and all(s.key in raw for s in specs)
+    keys = choice_schema(specs)["required"]
+    whole = isinstance(raw, dict) and all(k in raw for k in keys)
     fields = {}
     for s in specs:
         values = raw.get(s.key) if isinstance(raw, dict) else None
-        chosen = [v for v in (values if isinstance(values, list) else []) if v in s.options]
-        fields[s.key] = list(dict.fromkeys(chosen)) or [s.options[0]]
+        chosen = [v for v in (values if isinstance(values, list) else []) if v in s.choices]
+        lead = [s.options[0]] if s.lead_key else []
+        fields[s.key] = list(dict.fromkeys(lead + chosen)) or [s.options[0]]
     return fields, whole
 
 
@@ -285,3 +310,18 @@ def grounded_generations(decoder: GroundingDecoder, requests: Sequence, names: s
                               max_new_tokens=max_new_tokens)
     return [Generation(p.text if p is not None else heuristic_profile(r.features))
             for p, r in zip(profiles, requests)]
+
+
+class GroundedOrFree:
+    """``generate`` for an LLM backend: grounded profiles when the requests come from a
+    grounded template, else the backend's own ``generate_free``. The backend holds ``names``
+    (the population's, checked besides each batch's own), ``grounded_stats`` and
+    ``generation`` (its ``GenerationConfig``)."""
+
+    def generate(self, requests: Sequence) -> list[Generation]:
+        if not requests:
+            return []
+        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
+                                        self.generation.max_new_tokens)
+        return grounded if grounded is not None else self.generate_free(requests)
+

@@ -205,6 +205,9 @@ def run_evaluation(events: pd.DataFrame, config: EvalConfig | None = None,
         if not set(users) <= profiled:
             say(f"seed {seed}: {len(set(users) - profiled)} users left out: profiling failed")
             users = [user for user in users if user in profiled]
+            if not users:
+                raise DataError(f"no user of the {split.name} split has a profile; profile "
+                                "the users it evaluates")
         visible = base.index.matrix(config.kind)
         catalogue = visible.items
         popular = dict(zip(catalogue, visible.popularity(), strict=True))

@@ -18,7 +18,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
-from uscope.profile.grounded import GroundedStats, grounded_generations
+from uscope.profile.grounded import GroundedOrFree, GroundedStats
 
 
 def chat_texts(tokenizer: Any, requests: Sequence[ProfileRequest]) -> list[str]:
@@ -30,7 +30,7 @@ def chat_texts(tokenizer: Any, requests: Sequence[ProfileRequest]) -> list[str]:
                                           add_generation_prompt=True) for r in requests]
 
 
-class TransformersBackend:
+class TransformersBackend(GroundedOrFree):
     """Batched greedy (or sampled) generation with a local causal LM."""
 
     name = "transformers"
@@ -89,13 +89,7 @@ class TransformersBackend:
         new = out[:, encoded["input_ids"].shape[1]:]  # (B, L_new)
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
-    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
-        if not requests:
-            return []
-        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
-                                        self.generation.max_new_tokens)
-        if grounded is not None:
-            return grounded
+    def generate_free(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         gen = self.generation
         texts = self._generate(chat_texts(self.tokenizer, requests), gen.max_new_tokens,
                                gen.temperature)

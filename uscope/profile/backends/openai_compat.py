@@ -23,7 +23,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
-from uscope.profile.grounded import GroundedStats, grounded_generations
+from uscope.profile.grounded import GroundedOrFree, GroundedStats
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def parse_chat_response(body: Any) -> str:
     return content or ""
 
 
-class OpenAIBackend:
+class OpenAIBackend(GroundedOrFree):
     """Concurrent chat-completions calls with per-request timeouts."""
 
     name = "openai"
@@ -137,11 +137,5 @@ class OpenAIBackend:
 
         return self._map(one, list(zip(conversations, regexes)))
 
-    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
-        if not requests:
-            return []
-        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
-                                        self.generation.max_new_tokens)
-        if grounded is not None:
-            return grounded
+    def generate_free(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         return self._map(self._one, list(enumerate(requests)))

@@ -17,7 +17,7 @@ from uscope.profile.backends.base import (
     ProfileRequest,
     finished_text,
 )
-from uscope.profile.grounded import GroundedStats, grounded_generations
+from uscope.profile.grounded import GroundedOrFree, GroundedStats
 
 VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
 
@@ -86,7 +86,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMBackend:
+class VLLMBackend(GroundedOrFree):
     """Offline batched chat generation on one node (tensor parallel over its GPUs)."""
 
     name = "vllm"
@@ -123,13 +123,7 @@ class VLLMBackend:
         return [(o.outputs[0].text, o.outputs[0].finish_reason == "stop") if o.outputs
                 else ("", False) for o in outputs]
 
-    def generate(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
-        if not requests:
-            return []
-        grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
-                                        self.generation.max_new_tokens)
-        if grounded is not None:
-            return grounded
+    def generate_free(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
         sampling = self.sampling
         if self.generation.temperature > 0:  # a seed per request: repeated prompts differ
             vllm = _import_vllm()
