@@ -106,13 +106,14 @@ def test_parse_fields_keeps_allowed_values_and_falls_back(features):
 def test_regex_holds_the_users_choices_only(features):
     specs = field_specs(features["gamer"])
     regex = profile_regex(regex_of_schema(choice_schema(specs)))
-    good = ('{"top_category":"Games","categories":[],"top_app":"Arena","apps":["Chat"],'
-            '"top_place":"Residence","places":[],"active_time":["' + specs[-1].options[0]
+    good = ('{"top_category":"Games","categories":["Social"],"top_app":"Arena","apps":["Chat"],'
+            '"top_place":"Residence","places":["Campus"],"active_time":["' + specs[-1].options[0]
             + '"]}\n' + PERSONA_PREFIX + " a gamer.")
     assert re.fullmatch(regex, good)
     assert not re.fullmatch(regex, good.replace('"Games"', '"News"'))  # another user's
     assert not re.fullmatch(regex, good.replace('"Games"', '"Social"'))  # not the top one
     assert not re.fullmatch(regex, good.replace('"apps":["Chat"]', '"apps":["Arena"]'))
+    assert not re.fullmatch(regex, good.replace('"places":["Campus"]', '"places":[]'))
     assert not re.fullmatch(regex, good.replace(PERSONA_PREFIX, "They are"))
 
 
@@ -127,8 +128,8 @@ def test_hard_names_survive_schema_regex_and_parsing():
         assert parse_fields(split_answer(answer)[0], spec) == ({"categories": [name]}, True)
     assert not re.fullmatch(regex, '{"categories":["Shop"]}\n' + PERSONA_PREFIX + " a. b. c. d.")
     for name in names:  # a fixed lead is a JSON const: escaped the same way
-        lead = [FieldSpec("places", "Main places", (name, "x"), lead_key="top_place")]
-        head = json.dumps({"top_place": name, "places": []}, ensure_ascii=False,
+        lead = [FieldSpec("places", "Main places", (name,), lead_key="top_place")]
+        head = json.dumps({"top_place": name}, ensure_ascii=False,  # no other choice: no list
                           separators=(",", ":"))
         regex = profile_regex(regex_of_schema(choice_schema(lead)))
         assert re.fullmatch(regex, head + "\n" + PERSONA_PREFIX + " a visitor."), name
@@ -215,9 +216,10 @@ def test_openai_backend_sends_each_users_regex_and_grounds_the_answer(events, fe
 
     def answer(body):  # a server that honours the regex: the gamer's answer, or nothing valid
         regex = body["structured_outputs"]["regex"]
-        text = ('{"top_category":"Games","categories":[],"top_app":"Arena","apps":[],'
-                '"top_place":"Residence","places":[],"active_time":["evening"]}\n'
-                + PERSONA_PREFIX + " an evening gamer. They read News.")
+        text = ('{"top_category":"Games","categories":["Social"],"top_app":"Arena",'
+                '"apps":["Chat"],"top_place":"Residence","places":["Campus"],'
+                '"active_time":["evening"]}\n' + PERSONA_PREFIX + " an evening gamer. "
+                "They read News.")
         return text if re.fullmatch(regex, text) else "{}"
 
     server = ChatServer(structured=answer)
@@ -230,7 +232,8 @@ def test_openai_backend_sends_each_users_regex_and_grounds_the_answer(events, fe
     regexes = {p["structured_outputs"]["regex"] for p in server.payloads}
     assert len(regexes) == 2  # one per user: their own allowed values
     gamer, reader = (g.text for g in out)
-    assert gamer == ("Main app categories: Games. Main apps: Arena. Main places: Residence. "
+    assert gamer == ("Main app categories: Games, Social. Main apps: Arena, Chat. Main places: "
+                     "Residence, Campus. "
                      "Most active in the evening, with a varied daily routine. "
                      + PERSONA_PREFIX
                      + " an evening gamer.")  # the News sentence is refuted and dropped

@@ -116,16 +116,17 @@ def fixed_facts(f: UserFeatures) -> dict[str, str]:
 
 
 def choice_schema(specs: Sequence[FieldSpec]) -> dict:
-    """The JSON Schema of the decoded fields (arrays of enums; every field required). A
-    field with a fixed lead is a ``const`` under its ``lead_key``, then an array (possibly
-    empty) of the other choices, left out when there are none."""
+    """The JSON Schema of the decoded fields (arrays of enums, at least one item; every field
+    required). A field with a fixed lead is a ``const`` under its ``lead_key``, then an array
+    of the other choices, left out when there are none (an optional array let the model stop
+    at the lead and name fewer of the user's main categories)."""
     properties: dict[str, dict] = {}
     for s in specs:
         if s.lead_key:
             properties[s.lead_key] = {"const": s.options[0]}
         if s.choices:
             properties[s.key] = {"type": "array", "items": {"enum": list(s.choices)},
-                                 "minItems": 0 if s.lead_key else 1,
+                                 "minItems": 1,
                                  "maxItems": min(s.max_items - bool(s.lead_key), len(s.choices))}
     return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
