@@ -18,6 +18,7 @@ from uscope.profile.constrained import (
 from uscope.profile.faithfulness import contradictions, split_sentences, vocabulary
 from uscope.profile.features import iter_features
 from uscope.profile.grounded import (
+    MIN_MAIN_SHARE,
     PERSONA_PREFIX,
     FieldSpec,
     GroundedStats,
@@ -78,6 +79,39 @@ def test_specs_take_their_values_from_the_users_features(features):
     assert "days" not in fixed_facts(gamer)  # two active days: too few to say which days
 
 
+def test_a_rare_app_is_not_a_main_one_and_a_lone_lead_is_not_decoded():
+    rows = [(f"2024-01-{d:02d} 09:00", "Arena", "Games", "Residence") for d in range(1, 13)]
+    rows.append(("2024-01-13 21:00", "Chat", "Social", "Residence"))  # 1 of 13 uses: under 10%
+    (f,) = iter_features(make_events({"u": rows}), ["u"])
+    specs = {s.key: s for s in field_specs(f)}
+    assert specs["apps"].options == ("Arena",) and specs["apps"].choices == ()
+    schema = choice_schema(list(specs.values()))
+    assert schema["properties"]["top_app"] == {"const": "Arena"} and "apps" not in schema[
+        "properties"]
+    fields, whole = parse_fields(json.dumps({k: v.get("const", ["x"]) for k, v in
+                                             schema["properties"].items()}), list(specs.values()))
+    assert whole and fields["apps"] == ["Arena"] and fields["places"] == ["Residence"]
+    one = FieldSpec("places", "Main places", ("a", "b"), max_items=1, lead_key="top_place")
+    assert one.choices == () and "places" not in choice_schema([one])["properties"]
+
+
+def test_location_only_users_lead_with_their_top_kind_of_place_and_venue():
+    from uscope.data.datasets import load_dataset
+
+    events = load_dataset("foursquare-nyc").events
+    users = sorted(events["user_id"].unique())[:5]
+    for f in iter_features(events, users):
+        specs = {s.key: s for s in field_specs(f)}
+        assert not f.uses_apps and "apps" not in specs
+        assert specs["categories"].label == "Main kinds of place"
+        assert specs["categories"].options[0] == f.top_place_categories[0][0]
+        assert specs["places"].options[0] == f.main_place == f.top_venues[0][0]
+        shares = {v: share for v, share, _ in f.top_venues}
+        assert all(shares[v] >= MIN_MAIN_SHARE for v in specs["places"].choices)
+        schema = choice_schema(list(specs.values()))
+        assert schema["properties"]["top_place"] == {"const": f.main_place}
+
+
 def test_days_are_stated_from_a_week_of_activity_on():
     workdays = [f"2024-01-{d:02d} 09:00" for d in (1, 2, 3, 4, 5, 8, 9)]  # Mon-Fri, Mon-Tue
     (worker,) = iter_features(make_events({"w": [(t, "Mail", "Office", "Work")
@@ -99,8 +133,8 @@ def test_parse_fields_keeps_allowed_values_and_falls_back(features):
     assert fields["active_time"] == ["afternoon"]
     fields, whole = parse_fields('{"top_category":"Games","categories":["Soc', specs)  # cut
     assert not whole and fields["categories"] == ["Games"] and fields["apps"] == ["Arena"]
-    fields, _ = parse_fields('{"categories":["Games","Arena"]}', specs)  # not a choice: kept out
-    assert fields["categories"] == ["Games"]
+    fields, _ = parse_fields('{"categories":["Social","Arena"]}', specs)  # an app: kept out
+    assert fields["categories"] == ["Games", "Social"]
 
 
 def test_regex_holds_the_users_choices_only(features):

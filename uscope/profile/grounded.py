@@ -7,7 +7,8 @@ free text for what the statistics do not state:
   categories (app categories; place categories for a location-only user), main apps, main
   places and the busiest parts of the day, each an ``enum`` of what the user actually did;
   the top category, app and place lead their lists as ``const`` values (the features fix
-  them: the model may only add to them);
+  them); the model adds at least one more where the user has another main one (a share of at
+  least ``MIN_MAIN_SHARE``);
 - fixed by the features (no choice left, so not decoded): which days (weekdays, weekends or
   all week) and the regularity class of sigma_u;
 - free text, written in the same pass right after the fields (so with the chosen values in
@@ -43,7 +44,7 @@ from uscope.profile.faithfulness import (
 from uscope.profile.features import UserFeatures
 
 MIN_DAYPART_SHARE = 0.2  # a part of the day is offered when it holds this share of events
-MIN_CATEGORY_SHARE = 0.1  # a category is a "main" one from this share (the top one always)
+MIN_MAIN_SHARE = 0.1  # a category, app or place is a "main" one from this share (the top always)
 PERSONA_PREFIX = "This user is"
 MAX_NEW_TOKENS = 160  # fields and free text together (GenerationConfig's default)
 FREE_SENTENCES = 3  # the persona sentence and two more
@@ -64,12 +65,16 @@ class FieldSpec:
 
     @property
     def choices(self) -> tuple[str, ...]:
-        """The values the model chooses among (the options after a fixed lead)."""
-        return self.options[1:] if self.lead_key else self.options
+        """The values the model chooses among: the options after a fixed lead, none when the
+        lead already fills ``max_items``."""
+        if not self.lead_key:
+            return self.options
+        return self.options[1:] if self.max_items > 1 else ()
 
 
 def _main(ranked: Sequence[tuple[str, float]]) -> tuple[str, ...]:
-    return tuple(c for i, (c, share) in enumerate(ranked) if i == 0 or share >= MIN_CATEGORY_SHARE)
+    """The top name, and the others holding at least ``MIN_MAIN_SHARE`` of the events."""
+    return tuple(c for i, (c, share) in enumerate(ranked) if i == 0 or share >= MIN_MAIN_SHARE)
 
 
 def field_specs(f: UserFeatures) -> list[FieldSpec]:
@@ -79,14 +84,14 @@ def field_specs(f: UserFeatures) -> list[FieldSpec]:
         if f.top_categories:
             specs.append(FieldSpec("categories", "Main app categories", _main(f.top_categories),
                                    lead_key="top_category"))
-        specs.append(FieldSpec("apps", "Main apps", tuple(a for a, _ in f.top_apps),
-                               lead_key="top_app"))
-        places = tuple(p for p, _ in f.top_places)
+        app_shares = [(a, count / f.n_app_uses) for a, count in f.top_apps]  # top_apps: counts
+        specs.append(FieldSpec("apps", "Main apps", _main(app_shares), lead_key="top_app"))
+        places = _main(f.top_places)
     else:
         if f.top_place_categories:
             specs.append(FieldSpec("categories", "Main kinds of place",
                                    _main(f.top_place_categories), lead_key="top_category"))
-        places = tuple(v for v, _, _ in f.top_venues) or tuple(p for p, _ in f.top_places)
+        places = _main([(v, share) for v, share, _ in f.top_venues] or f.top_places)
     if places:  # the first is f.main_place
         specs.append(FieldSpec("places", "Main places", places, max_items=2,
                                lead_key="top_place"))
@@ -210,7 +215,8 @@ class GroundedProfile:
 
 
 class GroundingDecoder(Protocol):
-    """What a backend offers grounded generation (``TransformersBackend`` does)."""
+    """What a backend offers grounded generation (the transformers, vLLM and OpenAI-compatible
+    backends do)."""
 
     def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
                            max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
@@ -325,4 +331,3 @@ class GroundedOrFree:
         grounded = grounded_generations(self, requests, self.names, self.grounded_stats,
                                         self.generation.max_new_tokens)
         return grounded if grounded is not None else self.generate_free(requests)
-

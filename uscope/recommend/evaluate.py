@@ -203,7 +203,8 @@ def run_evaluation(events: pd.DataFrame, config: EvalConfig | None = None,
         users = _evaluated(split, config, seed)
         profiled = set(base.index.user_ids)
         if not set(users) <= profiled:
-            say(f"seed {seed}: {len(set(users) - profiled)} users left out: profiling failed")
+            say(f"seed {seed}: {len(set(users) - profiled)} users left out: no profile (failed "
+                "or not given)")
             users = [user for user in users if user in profiled]
             if not users:
                 raise DataError(f"no user of the {split.name} split has a profile; profile "
