@@ -96,7 +96,7 @@ def evaluate(args, events, chosen, adapter: Path, timings: dict) -> dict:
     """Per data set: {writer: (features, texts)} of the held-out users."""
     from uscope.profile import GenerationConfig, ProfileConfig, profile_users
     from uscope.profile.backends.hf import TransformersBackend
-    from uscope.profile.features import iter_features
+    from uscope.profile.population import iter_features
 
     out = {}
     for writer, path in (("base SmolLM2-135M", None), ("faithfulness DPO", adapter)):
@@ -117,7 +117,7 @@ def table(results, events) -> tuple[list[dict], list[str]]:
     import numpy as np
 
     from uscope.profile.faithfulness import contradictions, measure, vocabulary
-    from uscope.profile.features import iter_features
+    from uscope.profile.population import iter_features
     from uscope.recommend.metrics import paired_bootstrap
 
     names = vocabulary(iter_features(events, sorted(events["user_id"].unique())))

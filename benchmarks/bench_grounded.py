@@ -101,7 +101,7 @@ def _lift(ps, features):
 
 def quality_rows(label, events, users, lm_backend, encoder, args):
     from uscope.profile.faithfulness import measure, vocabulary
-    from uscope.profile.features import iter_features
+    from uscope.profile.population import iter_features
 
     features = list(iter_features(events, users))
     names = vocabulary(iter_features(events, sorted(events["user_id"].unique())))
@@ -140,8 +140,8 @@ def persona_rows(lm_backend, encoder, args):
 
     from uscope.data.datasets import load_dataset
     from uscope.profile.faithfulness import vocabulary
-    from uscope.profile.features import iter_features
     from uscope.profile.grounded import persona_of
+    from uscope.profile.population import iter_features
 
     sim = load_dataset("simulated", n_users=args.sim_users, days=7, seed=args.seed)
     truth = sim.extras["population"].archetypes  # user id -> archetype
@@ -175,7 +175,7 @@ def downstream_rows(lm_backend, encoder, args):
     anchor), and the paired per-user difference of Recall@10."""
     from uscope.data.datasets import load_dataset
     from uscope.profile.faithfulness import vocabulary
-    from uscope.profile.features import iter_features
+    from uscope.profile.population import iter_features
     from uscope.recommend.evaluate import EvalConfig, make_split, run_evaluation
     from uscope.recommend.metrics import paired_bootstrap
 

@@ -141,8 +141,8 @@ def worker(backend_name: str, args: argparse.Namespace) -> dict:
 
     from uscope.data.schema import has_places
     from uscope.profile import GenerationConfig, ProfileConfig, ProfileEncoder, profile_users
-    from uscope.profile.features import iter_features
     from uscope.profile.pipeline import event_users
+    from uscope.profile.population import iter_features
     from uscope.profile.prompting import DEFAULT_TEMPLATE
 
     torch.set_num_threads(args.threads)

@@ -21,7 +21,8 @@ from uscope.data.items import UsageMatrix, intent_column, item_column
 from uscope.data.schema import has_apps
 from uscope.profile import profile_users
 from uscope.profile.backends.heuristic import heuristic_profile
-from uscope.profile.features import iter_features, user_features
+from uscope.profile.features import user_features
+from uscope.profile.population import iter_features
 from uscope.profile.prompting import load_template
 from uscope.profile.quality import category_usage, faithfulness
 from uscope.recommend import Recommender

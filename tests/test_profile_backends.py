@@ -28,7 +28,7 @@ from uscope.profile.backends.vllm_offline import (
     lora_request_args,
     sampling_kwargs,
 )
-from uscope.profile.features import iter_features
+from uscope.profile.population import iter_features
 from uscope.profile.prompting import load_template
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

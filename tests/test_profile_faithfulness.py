@@ -21,7 +21,7 @@ from uscope.profile.faithfulness import (
     split_sentences,
     vocabulary,
 )
-from uscope.profile.features import iter_features
+from uscope.profile.population import iter_features
 from uscope.tuning import preferences
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

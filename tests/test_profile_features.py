@@ -10,10 +10,10 @@ from uscope.data.schema import DataError, validate_events
 from uscope.profile.features import (
     NO_LOCATION,
     FeatureConfig,
-    iter_features,
     user_features,
     user_slices,
 )
+from uscope.profile.population import iter_features
 
 
 def events(rows):

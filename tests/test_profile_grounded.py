@@ -16,7 +16,6 @@ from uscope.profile.constrained import (
     token_bytes,
 )
 from uscope.profile.faithfulness import contradictions, split_sentences, vocabulary
-from uscope.profile.features import iter_features
 from uscope.profile.grounded import (
     MIN_MAIN_SHARE,
     PERSONA_PREFIX,
@@ -33,6 +32,7 @@ from uscope.profile.grounded import (
     render_fields,
     split_answer,
 )
+from uscope.profile.population import iter_features
 from uscope.profile.prompting import load_template
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

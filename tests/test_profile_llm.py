@@ -48,7 +48,7 @@ def test_smollm2_writes_profiles_that_are_embedded(events, smollm2, minilm):
 
 def test_greedy_generation_is_reproducible(events, smollm2):
     from uscope.profile.backends import ProfileRequest
-    from uscope.profile.features import iter_features
+    from uscope.profile.population import iter_features
     from uscope.profile.prompting import load_template
 
     backend = TransformersBackend(loaded=smollm2, generation=GenerationConfig(max_new_tokens=8, complete_sentences=False))

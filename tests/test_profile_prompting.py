@@ -9,7 +9,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from uscope.data.schema import validate_events
-from uscope.profile.features import iter_features, user_features
+from uscope.profile.features import user_features
+from uscope.profile.population import iter_features
 from uscope.profile.prompting import (
     DEFAULT_TEMPLATE,
     PromptTemplate,

@@ -8,7 +8,7 @@ import pytest
 
 from uscope.data.schema import validate_events
 from uscope.profile.backends.heuristic import heuristic_profile
-from uscope.profile.features import iter_features
+from uscope.profile.population import iter_features
 from uscope.profile.quality import category_usage, faithfulness, mentions, neighbour_lift
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

@@ -19,8 +19,9 @@ from uscope.profile.backends import (
 from uscope.profile.batch import JobConfig, JobSummary, parse_shard, run_profile_job, shard_of
 from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.energy import gibbs_posterior, profile_energy
-from uscope.profile.features import FeatureConfig, UserFeatures, iter_features, user_features
+from uscope.profile.features import FeatureConfig, UserFeatures, user_features
 from uscope.profile.pipeline import ProfileConfig, profile_users
+from uscope.profile.population import iter_features, population_features
 from uscope.profile.profileset import ProfileSet
 from uscope.profile.prompting import Prompt, PromptTemplate, load_template
 
@@ -28,6 +29,6 @@ __all__ = [
     "BACKENDS", "Backend", "FeatureConfig", "Generation", "GenerationConfig", "JobConfig",
     "JobSummary", "ProfileConfig", "ProfileEncoder", "ProfileRequest", "ProfileSet", "Prompt",
     "PromptTemplate", "UserFeatures", "gibbs_posterior", "iter_features", "load_template",
-    "make_backend", "parse_shard", "profile_energy", "profile_users", "run_profile_job",
+    "make_backend", "parse_shard", "population_features", "profile_energy", "profile_users", "run_profile_job",
     "shard_of", "user_features",
 ]

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from uscope.data.schema import DataError, validate_events
 from uscope.profile.backends import Backend
 from uscope.profile.encoder import ProfileEncoder
+from uscope.profile.features import user_slices
 from uscope.profile.pipeline import ProfileConfig, build_requests, event_users, profile_chunk
 from uscope.profile.profileset import STATUS_FAILED, ProfileSet
 from uscope.profile.prompting import load_template
@@ -244,9 +245,10 @@ def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backe
     update = progress(len(users) - len(todo), len(users)) if progress else None
     template = load_template(config.profile.template)
     next_id = len(_chunk_files(parts)) + 1
+    slices = user_slices(events)  # once: each chunk reads its users' rows by position
     for start in range(0, len(todo), config.chunk_size):
         requests = build_requests(events, todo[start:start + config.chunk_size], template,
-                                  config.profile.features)
+                                  config.profile.features, slices)
         chunk = profile_chunk(requests, backend, encoder, template, config.profile, update)
         while (parts / f"chunk-{next_id:06d}.parquet").exists():
             next_id += 1

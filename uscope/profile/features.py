@@ -21,7 +21,7 @@ history longer than the budget is cut to its most recent events and the cut is r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -278,23 +278,12 @@ def user_features(user_id: str, history: pd.DataFrame, config: FeatureConfig | N
 
 def user_slices(events: pd.DataFrame) -> dict[str, slice]:
     """Row range of each user in a validated (user_id, timestamp)-sorted event table."""
-    ids = events["user_id"].to_numpy()
-    if len(ids) == 0:
+    if len(events) == 0:
         return {}
-    if len(ids) > 1 and (ids[1:] < ids[:-1]).any():
+    codes, ids = pd.factorize(events["user_id"])  # codes in order of first appearance
+    ids = [str(u) for u in ids]
+    if (np.diff(codes) < 0).any() or ids != sorted(ids):
         raise DataError("event table is not sorted by user_id; pass it through validate_events",
                         field="user_id")
-    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(ids)]])
-    return {str(ids[s]): slice(int(s), int(e)) for s, e in zip(starts, ends)}
-
-
-def iter_features(events: pd.DataFrame, user_ids: Sequence[str],
-                  config: FeatureConfig | None = None) -> Iterator[UserFeatures]:
-    """Features of each listed user; a user without events gets empty (cold-start) features."""
-    slices = user_slices(events)
-    empty = events.iloc[0:0]
-    for uid in user_ids:
-        span = slices.get(uid)
-        yield user_features(uid, events.iloc[span] if span is not None else empty, config)
+    ends = np.cumsum(np.bincount(codes, minlength=len(ids))).tolist()
+    return {uid: slice(start, end) for uid, start, end in zip(ids, [0, *ends[:-1]], ends)}

@@ -24,7 +24,8 @@ from uscope.profile.backends import (
 )
 from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.faithfulness import vocabulary
-from uscope.profile.features import FeatureConfig, iter_features
+from uscope.profile.features import FeatureConfig
+from uscope.profile.population import iter_features
 from uscope.profile.profileset import STATUS_FAILED, STATUS_OK, ProfileSet
 from uscope.profile.prompting import GROUNDED_TEMPLATE, PromptTemplate, load_template
 
@@ -45,10 +46,12 @@ class ProfileConfig:
 
 
 def build_requests(events: pd.DataFrame, user_ids: Sequence[str], template: PromptTemplate,
-                   features: FeatureConfig) -> list[ProfileRequest]:
-    """Features and prompt x_u of each listed user (users without events are cold starts)."""
+                   features: FeatureConfig, slices: dict[str, slice] | None = None
+                   ) -> list[ProfileRequest]:
+    """Features and prompt x_u of each listed user (users without events are cold starts);
+    ``slices``: ``user_slices(events)`` when the caller already has it."""
     return [ProfileRequest(f.user_id, template.render(f), f)
-            for f in iter_features(events, user_ids, features)]
+            for f in iter_features(events, user_ids, features, slices=slices)]
 
 
 def profile_chunk(requests: Sequence[ProfileRequest], backend: Backend, encoder: ProfileEncoder,

@@ -22,7 +22,8 @@ from uscope.data.items import UsageMatrix, item_column, known_items, used_items
 from uscope.data.schema import validate_events
 from uscope.data.splits import cutoff_time, novelty_split
 from uscope.profile.backends.heuristic import heuristic_profile
-from uscope.profile.features import FeatureConfig, UserFeatures, iter_features
+from uscope.profile.features import FeatureConfig, UserFeatures
+from uscope.profile.population import iter_features
 from uscope.tuning.llm_task import NOUNS, candidate_shortlist, recommendation_prompt
 
 TASKS = {"app": "novel app", "location": "novel location", "intent": "next (novel) intent"}
