@@ -5,10 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow.parquet as pq
 import typer
 
 from uscope.cli import app
 from uscope.cli.data import read_any
+
+
+def _is_event_table(path: Path, fmt: str | None) -> bool:
+    """A parquet file in the event schema (``uscope convert``, ``save_events``): the job streams
+    it in blocks of users instead of loading it whole."""
+    from uscope.data.schema import REQUIRED_COLUMNS
+
+    if fmt not in (None, "generic") or path.suffix != ".parquet" or not path.is_file():
+        return False
+    return set(REQUIRED_COLUMNS) <= set(pq.read_schema(path).names)
 
 
 def _fail(message: str) -> None:
@@ -96,9 +107,14 @@ def profile(
                                   batch_size=batch_size, retries=retries),
             shard=shard_spec, chunk_size=chunk_size, resume=resume, retry_failed=retry_failed,
         )
-        table, _ = read_any(events, fmt, lenient=False, rejects=None)
-        if table.empty:  # before any model is loaded
-            raise DataError(f"{events} holds no events: no user to profile")
+        if _is_event_table(events, fmt):  # read in blocks of users by the job itself
+            table = events
+            if pq.ParquetFile(events).metadata.num_rows == 0:
+                raise DataError(f"{events} holds no events: no user to profile")
+        else:
+            table, _ = read_any(events, fmt, lenient=False, rejects=None)
+            if table.empty:  # before any model is loaded
+                raise DataError(f"{events} holds no events: no user to profile")
         generation = GenerationConfig(max_new_tokens=max_new_tokens)
         writer = make_backend(backend, model, generation, **options)
         embedder = ProfileEncoder(encoder)

@@ -26,13 +26,13 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from uscope.data.schema import DataError, validate_events
-from uscope.profile.backends import Backend
+from uscope.data.schema import DataError
+from uscope.profile.backends import Backend, ProfileRequest
 from uscope.profile.encoder import ProfileEncoder
-from uscope.profile.features import user_slices
-from uscope.profile.pipeline import ProfileConfig, build_requests, event_users, profile_chunk
+from uscope.profile.pipeline import ProfileConfig, build_requests, profile_chunk
 from uscope.profile.profileset import STATUS_FAILED, ProfileSet
 from uscope.profile.prompting import load_template
+from uscope.profile.stream import event_source
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -179,37 +179,48 @@ def _reopen_finished(out: Path, parts: Path) -> None:
     out.unlink()
 
 
-def _merge(parts: Path, users: Sequence[str], out: Path) -> ProfileSet:
-    merged = ProfileSet.concat(ProfileSet.load(c) for c in _chunk_files(parts))
-    ids = merged.user_ids
+def _chunk_users(chunk: Path) -> list[str]:
+    return pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
+
+
+def _merge(parts: Path, users: Sequence[str], out: Path) -> None:
+    """Write the chunks as one file in the shard's user order: streamed a chunk at a time when
+    the chunks already follow that order (one run, or a resumed one), else sorted in memory."""
+    chunks = sorted(((_chunk_users(c), c) for c in _chunk_files(parts)),
+                    key=lambda item: item[0][0] if item[0] else "")
+    ids = [u for chunk_ids, _ in chunks for u in chunk_ids]
     if len(ids) != len(set(ids)) or set(ids) != set(users):
         raise DataError(f"chunks hold {len(set(ids))} distinct users for {len(users)} users of "
                         "the shard", source=str(parts), field="user_id")
-    order = {u: i for i, u in enumerate(users)}
-    frame = merged.frame.sort_values("user_id", key=lambda s: s.map(order), kind="stable")
-    result = ProfileSet(frame)
-    result.save(out)
+    if ids == list(users):
+        ProfileSet.write_concatenated([c for _, c in chunks], out)
+    else:
+        merged = ProfileSet.concat(ProfileSet.load(c) for _, c in chunks)
+        order = {u: i for i, u in enumerate(users)}
+        frame = merged.frame.sort_values("user_id", key=lambda s: s.map(order), kind="stable")
+        ProfileSet(frame).save(out)
     shutil.rmtree(parts)
-    return result
 
 
-def _summary(out: Path, result: ProfileSet, n_users: int, n_skipped: int, n_profiled: int,
+def _summary(out: Path, n_users: int, n_skipped: int, n_profiled: int,
              config: JobConfig, started: float) -> JobSummary:
-    failures = result.failures
+    rows = pq.read_table(out, columns=["user_id", "status", "error", "truncated"]).to_pandas()
+    failed = rows[rows["status"] == STATUS_FAILED]
     return JobSummary(
         out=out, n_users=n_users, n_skipped=n_skipped, n_profiled=n_profiled,
-        n_failed=int((result.frame["status"] == STATUS_FAILED).sum()),
-        n_truncated=int(result.frame["truncated"].sum()),
+        n_failed=len(failed), n_truncated=int(rows["truncated"].sum()),
         budget=config.profile.features.max_events, seconds=time.perf_counter() - started,
-        failures=dict(zip(failures["user_id"], failures["error"])),
+        failures=dict(zip(failed["user_id"], failed["error"])),
     )
 
 
-def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backend,
-                    encoder: ProfileEncoder, config: JobConfig | None = None,
+def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.PathLike,
+                    backend: Backend, encoder: ProfileEncoder, config: JobConfig | None = None,
                     progress: Callable[[int, int], Any] | None = None) -> JobSummary:
     """Profile this shard's users of ``events`` into ``out``; see the module docstring.
 
+    ``events``: a table in memory, or a user-sorted parquet file read in blocks of users
+    (``uscope.profile.stream``), so memory does not grow with the population.
     ``progress(n_done_before, n_total)`` is called once and returns a callback taking the
     number of users just finished (e.g. ``tqdm(...).update``).
     """
@@ -217,23 +228,26 @@ def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backe
     started = time.perf_counter()
     out = Path(out)
     parts = parts_dir(out)
-    events = validate_events(events)
-    if events.empty:
-        raise DataError("the event table has no rows: no user to profile", field="user_id")
-    users = shard_users(event_users(events), config.shard)
+    source = event_source(events)
+    all_users = source.users()
+    if not all_users:
+        raise DataError("the event table has no rows: no user to profile", source=source.name,
+                        field="user_id")
+    users = shard_users(all_users, config.shard)
     if not config.resume and (out.exists() or parts.exists()):
         raise FileExistsError(f"{out if out.exists() else parts} exists; pass --resume to "
                               "continue that job, or choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     _clean_temp_files(out.parent, prefix=f".{out.name}.")
     if out.exists():  # written only once every chunk was done: an earlier run finished the job
-        result = ProfileSet.load(out)
-        if sorted(result.user_ids) != sorted(users):
+        if sorted(_chunk_users(out)) != sorted(users):
             raise DataError(f"{out} holds other users than this shard; choose another --out",
                             source=str(out), field="user_id")
-        if not (config.retry_failed and len(result.failures)):
+        n_failed = int((pq.read_table(out, columns=["status"]).column("status").to_pandas()
+                        == STATUS_FAILED).sum())
+        if not (config.retry_failed and n_failed):
             shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
-            return _summary(out, result, len(users), len(users), 0, config, started)
+            return _summary(out, len(users), len(users), 0, config, started)
         _reopen_finished(out, parts)
     parts.mkdir(exist_ok=True)
     _clean_temp_files(parts, prefix=".")
@@ -245,15 +259,25 @@ def run_profile_job(events: pd.DataFrame, out: str | os.PathLike, backend: Backe
     update = progress(len(users) - len(todo), len(users)) if progress else None
     template = load_template(config.profile.template)
     next_id = len(_chunk_files(parts)) + 1
-    slices = user_slices(events)  # once: each chunk reads its users' rows by position
-    for start in range(0, len(todo), config.chunk_size):
-        requests = build_requests(events, todo[start:start + config.chunk_size], template,
-                                  config.profile.features, slices)
+
+    def write_chunk(requests: list[ProfileRequest]) -> None:
+        nonlocal next_id
         chunk = profile_chunk(requests, backend, encoder, template, config.profile, update)
         while (parts / f"chunk-{next_id:06d}.parquet").exists():
             next_id += 1
-        target = parts / f"chunk-{next_id:06d}.parquet"
-        chunk.save(target)  # atomic: temp file + rename
+        chunk.save(parts / f"chunk-{next_id:06d}.parquet")  # atomic: temp file + rename
         next_id += 1
-    result = _merge(parts, users, out)
-    return _summary(out, result, len(users), len(users) - len(todo), len(todo), config, started)
+
+    pending: list[ProfileRequest] = []  # built, not yet profiled (less than a chunk)
+    size = config.chunk_size
+    for block in source.blocks(todo):
+        for start in range(0, len(block.users), size):
+            pending += build_requests(block.events, block.users[start:start + size], template,
+                                      config.profile.features, block.slices)
+            while len(pending) >= size:
+                write_chunk(pending[:size])
+                pending = pending[size:]
+    if pending:
+        write_chunk(pending)
+    _merge(parts, users, out)
+    return _summary(out, len(users), len(users) - len(todo), len(todo), config, started)

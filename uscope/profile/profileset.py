@@ -148,6 +148,19 @@ class ProfileSet:
                               for e in frame["embedding"]]
         return cls(frame)
 
+    @staticmethod
+    def write_concatenated(parts: Iterable[str | os.PathLike], path: str | os.PathLike) -> Path:
+        """Concatenate saved profile sets into one file, a part at a time (atomic)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        meta = {b"uscope.profileset": json.dumps({"format_version": FORMAT_VERSION}).encode()}
+        schema = _SCHEMA.with_metadata(meta)
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for part in parts:
+                writer.write_table(pq.read_table(part).select(list(COLUMNS)).cast(schema))
+        os.replace(tmp, path)
+        return path
+
     def summary(self) -> str:
         n_failed = int((self.frame["status"] == STATUS_FAILED).sum())
         return (f"{len(self)} users: {len(self) - n_failed} profiled, {n_failed} failed, "
