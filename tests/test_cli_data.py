@@ -73,3 +73,14 @@ def test_read_each_shared_folder_as_a_new_user_would(shared_data, tmp_path):
     assert "630 users, 64431 events" in again.stdout, again.stderr
     wrong = uscope("read", shared_data / "frappe", "--format", "nosuch")
     assert wrong.returncode == 2 and "foursquare-nyc" in wrong.stderr
+
+
+def test_simulate_events_per_day(tmp_path):
+    """`--events-per-day` sets the SIMULATED trace's density; a bad value is one clear line."""
+    done = uscope("simulate", "--out", tmp_path / "sim", "--users", 7, "--days", 1,
+                  "--events-per-day", 200)
+    assert done.returncode == 0, done.stderr
+    events = pd.read_parquet(tmp_path / "sim" / "events.parquet")
+    assert 0.75 * 7 * 200 < len(events) < 1.25 * 7 * 200 and "SIMULATED" in done.stdout
+    bad = uscope("simulate", "--out", tmp_path / "bad", "--events-per-day", 0)
+    assert bad.returncode == 2 and "events_per_day must be a positive" in bad.stderr

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 from conftest import NETFP_CSV
 
-from uscope.data import BehaviourTensors, TensorConfig, build_tensors, validate_events
+from uscope.data import (
+    BehaviourTensors,
+    TensorConfig,
+    build_tensors,
+    load_dataset,
+    validate_events,
+)
 from uscope.data.schema import DataError
 
 
@@ -94,3 +100,92 @@ def test_latlon_grid_and_errors():
         build_tensors(events.iloc[:0])
     with pytest.raises(DataError, match="not in TensorConfig.app_categories"):
         build_tensors(events, TensorConfig(app_categories=["News"]))
+
+
+def _reference_tensor(events: pd.DataFrame, batch: BehaviourTensors
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """X_u and the observed mask the slow, obvious way: one event at a time into a dense
+    float64 array, then log1p and the per-channel maximum (not build_tensors' code path)."""
+    n, c, t, h, w = batch.shape
+    counts = np.zeros((n, c, t, h * w))
+    observed = np.zeros((n, t), dtype=np.float32)
+    user = {u: i for i, u in enumerate(batch.user_ids)}
+    channel = {name: i for i, name in enumerate(batch.channel_names)}
+    cell = {name: i for i, name in enumerate(batch.cell_names) if name}
+    slot_length = pd.Timedelta(minutes=batch.config.slot_minutes)
+    start = pd.Timestamp(batch.start)
+    anywhere = batch.cell_names[0] == "anywhere"
+    group = "app" if events["app"].notna().any() else "visit"
+    for row in events.itertuples(index=False):
+        slot = (row.timestamp - start) // slot_length
+        if not 0 <= slot < t:
+            continue
+        u = user[row.user_id]
+        observed[u, slot] = 1.0
+        place = None if pd.isna(row.location_category) else row.location_category
+        s = 0 if anywhere else cell[place if place is not None else "Unknown place"]
+        uses = 1 if pd.isna(row.uses) else int(row.uses)
+        kind = row.app_category if group == "app" else place
+        if kind is not None and not pd.isna(kind):
+            counts[u, channel[f"{group}:{kind}"], slot, s] += uses
+        if "traffic" in channel and not pd.isna(row.traffic_bytes):
+            counts[u, channel["traffic"], slot, s] += int(row.traffic_bytes)
+        recorded = not (pd.isna(row.location_id) and place is None and pd.isna(row.latitude))
+        if "presence" in channel and (not anywhere or recorded):
+            counts[u, channel["presence"], slot, s] = 1.0
+    logs = np.log1p(counts)
+    scale = logs.max(axis=(0, 2, 3))
+    scale[scale == 0] = 1.0
+    values = (logs / scale[None, :, None, None]).astype(np.float32)
+    mask = np.repeat(observed[:, :, None], h * w, axis=2)
+    return values.reshape(batch.shape), mask.reshape(n, t, h, w), scale
+
+
+def _assert_matches_reference(events: pd.DataFrame, config: TensorConfig) -> BehaviourTensors:
+    batch = build_tensors(events, config)
+    values, mask, scale = _reference_tensor(validate_events(events), batch)
+    assert batch.values.dtype == np.float32
+    assert np.array_equal(batch.values, values)  # bit for bit, not merely close
+    assert np.array_equal(batch.observed_mask, mask)
+    assert np.array_equal(batch.scale, scale)
+    return batch
+
+
+def test_equals_reference_on_real_shanghai_sample(shared_data):
+    """Real rows (apps, places, traffic): the tensor is exactly the reference's."""
+    events = load_dataset("shanghai-sample").events
+    batch = _assert_matches_reference(events, TensorConfig(slot_minutes=15, n_slots=96))
+    assert {"app", "traffic", "location"} <= set(batch.channel_groups)
+
+
+def test_equals_reference_on_real_netfp_and_foursquare(netfp_events, shared_data):
+    """Real app use without places (netfp), and place-only visit channels (Foursquare)."""
+    events, _ = netfp_events
+    batch = _assert_matches_reference(events, TensorConfig(slot_minutes=60, n_slots=24))
+    assert batch.cell_names == ["anywhere"] and "presence" not in batch.channel_names
+    visits = load_dataset("foursquare-nyc").events
+    first = visits[visits["user_id"].isin(sorted(visits["user_id"].unique())[:20])]
+    batch = _assert_matches_reference(first, TensorConfig(slot_minutes=180, n_slots=56))
+    assert next(iter(batch.channel_groups)) == "visit"
+
+
+def test_equals_reference_on_simulated_in_any_row_order(simulated):
+    """SIMULATED data, rows shuffled, some outside the window, some standing for several
+    uses: still exactly the reference (row order never changes a sum of whole numbers)."""
+    events = simulated.events.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    events.loc[events.index[::7], "location_category"] = pd.NA  # "Unknown place" cells
+    events.loc[events.index[::5], "uses"] = 3
+    config = TensorConfig(slot_minutes=30, n_slots=100, start="2016-04-20 06:00")
+    batch = _assert_matches_reference(events, config)
+    assert "Unknown place" in batch.cell_names
+    ordered = build_tensors(events.sort_values(["user_id", "timestamp"]), config)
+    assert np.array_equal(ordered.values, batch.values)
+
+
+def test_validate_unsorted_keeps_rows_and_input():
+    raw = pd.DataFrame({"user_id": ["b", "a"], "timestamp": ["2024-01-02", "2024-01-01"],
+                        "app": [" x ", "y"]})
+    kept = validate_events(raw, sort=False)
+    assert kept["user_id"].tolist() == ["b", "a"] and kept["app"].tolist() == ["x", "y"]
+    assert raw["app"].tolist() == [" x ", "y"]  # the caller's table is untouched
+    assert validate_events(raw)["user_id"].tolist() == ["a", "b"]

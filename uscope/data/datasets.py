@@ -154,7 +154,8 @@ def _simulated(spec, path, *, n_users: int = 200, days: int = 7, seed: int = 0, 
     with tempfile.TemporaryDirectory() as tmp:
         population = simulate(n_users=n_users, days=days, seed=seed, out_dir=path or tmp,
                               **options)
-    report = ReadReport(f"simulate(n_users={n_users}, days={days}, seed={seed})",
+    extra = "".join(f", {k}={v!r}" for k, v in options.items())  # e.g. events_per_day
+    report = ReadReport(f"simulate(n_users={n_users}, days={days}, seed={seed}{extra})",
                         rows_in=len(population.events), accepted=len(population.events))
     return _from_events(spec, population.events, report, population=population)
 

@@ -133,8 +133,12 @@ def empty_events() -> pd.DataFrame:
 
 
 def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill optional columns and cast every column to its schema dtype (no row is dropped)."""
-    frame = frame.copy()
+    """Fill optional columns and cast every column to its schema dtype (no row is dropped).
+
+    The caller's table is never changed: columns are replaced on a shallow copy, never
+    written in place, so an already valid table is not copied whole.
+    """
+    frame = frame.copy(deep=False)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"event table lacks required columns {missing}", field=missing[0])
@@ -154,19 +158,23 @@ def normalise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     frame["location_id"] = frame["location_id"].astype("string")
     frame["location_category"] = frame["location_category"].astype("string")
     frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[ns]")
-    frame["traffic_bytes"] = pd.array(frame["traffic_bytes"], dtype="Int64")
+    for column in ("traffic_bytes", "uses"):  # already Int64: kept as is, not copied
+        if frame[column].dtype != "Int64":
+            frame[column] = pd.array(frame[column], dtype="Int64")
     frame["latitude"] = frame["latitude"].astype("float64")
     frame["longitude"] = frame["longitude"].astype("float64")
     frame["synthetic"] = frame["synthetic"].fillna(False).astype(bool)
-    frame["uses"] = pd.array(frame["uses"], dtype="Int64")
     frame["context"] = frame["context"].astype("string")
     return frame[list(EVENT_COLUMNS)]
 
 
-def validate_events(frame: pd.DataFrame, source: str = "<events>") -> pd.DataFrame:
+def validate_events(frame: pd.DataFrame, source: str = "<events>", *,
+                    sort: bool = True) -> pd.DataFrame:
     """Check an event table against the schema and return it sorted by (user_id, timestamp).
 
     Raises ``DataError`` naming the first bad row (0-based table row) and field.
+    ``sort=False`` keeps the rows in their order (and skips a copy of the whole table), for
+    callers whose result does not depend on row order.
     """
     frame = normalise_dtypes(frame)
     bad = frame["user_id"].isna() | frame["user_id"].fillna("").str.strip().eq("")
@@ -199,10 +207,13 @@ def validate_events(frame: pd.DataFrame, source: str = "<events>") -> pd.DataFra
             row = int(np.flatnonzero(out_of_range)[0])
             raise DataError(f"{column} outside [-{limit}, {limit}]", source=source, line=row,
                             field=column)
-    if frame["latitude"].isna().to_numpy().tolist() != frame["longitude"].isna().to_numpy().tolist():
-        row = int(np.flatnonzero(frame["latitude"].isna() != frame["longitude"].isna())[0])
+    half = frame["latitude"].isna().to_numpy() != frame["longitude"].isna().to_numpy()
+    if half.any():
+        row = int(np.flatnonzero(half)[0])
         raise DataError("latitude and longitude must both be present or both missing",
                         source=source, line=row, field="latitude")
+    if not sort:
+        return frame
     return frame.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
 
 

@@ -137,21 +137,40 @@ def near_square_grid(n_cells: int) -> tuple[int, int]:
     return height, width
 
 
+def _factorize(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(code of each row, -1 when missing; the distinct values as str) without a Python
+    string per row: the table's own string array is hashed once."""
+    codes, uniques = pd.factorize(column)
+    return codes, [str(value) for value in uniques]
+
+
+def _recode(codes: np.ndarray, present: list[str], names: list[str],
+            missing: int = -1) -> np.ndarray:
+    """Codes into `present` -> int32 positions in `names` (which holds every present value);
+    code -1 (a missing value) -> `missing`."""
+    position = {name: i for i, name in enumerate(names)}
+    lookup = np.array([position[value] for value in present] + [missing], dtype=np.int32)
+    return lookup[codes]  # code -1 picks the trailing entry
+
+
 def _cells_from_categories(events: pd.DataFrame, config: TensorConfig
                            ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
     has_places = events["location_category"].notna().any()
     if not has_places:
         names = [ANYWHERE]
-        index = np.zeros(len(events), dtype=np.int64)
+        index = np.zeros(len(events), dtype=np.int32)
     else:
-        category = events["location_category"].fillna(UNKNOWN_PLACE).astype(str)
-        names = list(config.location_categories or sorted(category.unique()))
-        missing = sorted(set(category) - set(names))
+        codes, present = _factorize(events["location_category"])
+        if (codes < 0).any() and UNKNOWN_PLACE not in present:
+            present.append(UNKNOWN_PLACE)  # events without a place get a cell of their own
+        names = list(config.location_categories or sorted(present))
+        missing = sorted(set(present) - set(names))
         if missing and missing != [UNKNOWN_PLACE]:
             raise DataError(f"location categories {missing} are not in "
                             f"TensorConfig.location_categories", field="location_category")
-        names += missing  # events without a place get a cell of their own
-        index = pd.Categorical(category, categories=names).codes.astype(np.int64)
+        names += missing
+        index = _recode(codes, present, names, missing=names.index(UNKNOWN_PLACE)
+                        if UNKNOWN_PLACE in names else -1)
     grid = config.grid or near_square_grid(len(names))
     if grid[0] * grid[1] < len(names):
         raise ValueError(f"grid {grid} has fewer cells than the {len(names)} location categories")
@@ -187,27 +206,27 @@ def _category_channels(events: pd.DataFrame, config: TensorConfig
     else:
         group, column, fixed, field_name = "visit", "location_category", \
             config.location_categories, "location_categories"
-    values = events[column].dropna().astype(str)
-    names = list(fixed or sorted(values.unique()))
-    unknown = sorted(set(values) - set(names))
+    codes, present = _factorize(events[column])
+    names = list(fixed or sorted(present))
+    unknown = sorted(set(present) - set(names))
     if unknown:
         raise DataError(f"{column.replace('_', ' ')} values {unknown} are not in "
                         f"TensorConfig.{field_name}", field=column)
-    channel = pd.Categorical(events[column], categories=names).codes.astype(np.int64)
-    return group, names, channel  # channel -1: no app (or no category) on the event
+    return group, names, _recode(codes, present, names)  # -1: no app (or category) on the event
 
 
 def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> BehaviourTensors:
     """Build X_u (eq. 1) and the observed mask for every user in the event table."""
     config = config or TensorConfig()
-    events = validate_events(events)
+    # row order does not matter here (sums of whole counts and bytes are exact in any order)
+    events = validate_events(events, sort=False)
     if events.empty:
         raise DataError("cannot build tensors from an empty event table")
     require_times(events, "build_tensors (the time axis T of X_u)")
     slot = pd.Timedelta(minutes=config.slot_minutes)
     start = (pd.Timestamp(config.start) if config.start is not None
              else events["timestamp"].min().normalize())
-    slot_index = ((events["timestamp"] - start) // slot).to_numpy().astype(np.int64)
+    slot_index = ((events["timestamp"] - start) // slot).to_numpy(dtype=np.int64)
     inside = (slot_index >= 0) & (slot_index < config.n_slots)
 
     cells, cell_names, (height, width) = (_cells_from_latlon if config.spatial == "latlon"
@@ -226,38 +245,64 @@ def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> B
         groups["location"] = [len(channels)]
         channels.append("presence")
 
-    user_ids = sorted(events["user_id"].unique().tolist())
-    user_index = pd.Categorical(events["user_id"], categories=user_ids).codes.astype(np.int64)
-    n_users, n_cells = len(user_ids), height * width
-    counts = np.zeros((n_users, len(channels), config.n_slots, n_cells), dtype=np.float64)
-    u, t, s = user_index[inside], slot_index[inside], cells[inside]
-    uses = use_counts(events)[inside]
-    channel = category_channel[inside]
-    scattered = channel >= 0  # events without an app (or category) enter no category channel
-    np.add.at(counts, (u[scattered], channel[scattered], t[scattered], s[scattered]),
-              uses[scattered])
-    if has_traffic:
-        traffic = events["traffic_bytes"].fillna(0).to_numpy(dtype=np.float64)[inside]
-        np.add.at(counts, (u, groups["traffic"][0], t, s), traffic)
-    if has_places:  # without place cells ("anywhere"), only events that record a place
-        seen = np.ones(len(u), bool) if placed_cells else placed[inside]
-        counts[u[seen], groups["location"][0], t[seen], s[seen]] = 1.0
+    codes, present = _factorize(events["user_id"])
+    user_ids = sorted(present)
+    user_index = _recode(codes, present, user_ids)
+    del codes
+    n_users, n_cells, n_slots = len(user_ids), height * width, config.n_slots
+    # Memory: the float32 result is filled in place, one channel at a time from a float64
+    # (N, T, cells) slab (exact sums, then the same float64 log1p and scaling as ever); the
+    # events only need a few integer arrays: the dense float64 (N, C, T, cells) is never made.
+    flat = user_index.astype(np.int64) * n_slots  # becomes (user, slot, cell), in place
+    del user_index
+    flat += slot_index
+    del slot_index
+    all_inside = bool(inside.all())
+    observed = np.full(n_users * n_slots, float(config.observed == "all"), dtype=np.float32)
+    observed[flat if all_inside else flat[inside]] = 1.0
+    flat *= n_cells
+    flat += cells
+    del cells
 
-    log_counts = np.log1p(counts)
-    scale = log_counts.max(axis=(0, 2, 3))
-    scale[scale == 0] = 1.0
-    values = (log_counts / scale[None, :, None, None]).astype(np.float32)
-    observed = np.zeros((n_users, config.n_slots), dtype=np.float32)
-    if config.observed == "all":
-        observed[:] = 1.0
-    else:
-        observed[u, t] = 1.0
-    observed_mask = np.repeat(observed[:, :, None], n_cells, axis=2)
+    def keep(array: np.ndarray) -> np.ndarray:
+        return array if all_inside else array[inside]
+
+    slab = keep(flat)
+    del flat
+    values = np.zeros((n_users, len(channels), n_slots, n_cells), dtype=np.float32)
+    scale = np.ones(len(channels))
+    slab_size = n_users * n_slots * n_cells
+
+    def fill(c: int, counts: np.ndarray) -> None:
+        """Normalise one channel's raw counts (N * T * cells) into ``values`` in place."""
+        logs = np.log1p(counts, out=counts) if counts.dtype == np.float64 else np.log1p(counts)
+        top = logs.max()
+        if top > 0:
+            scale[c] = top
+        values[:, c] = np.divide(logs, scale[c], out=logs).reshape(n_users, n_slots, n_cells)
+
+    uses = keep(use_counts(events)) if events["uses"].notna().any() else None
+    channel = keep(category_channel)  # -1: no app (or category): enters no category channel
+    del category_channel
+    for c in range(len(category_names)):
+        pick = channel == c
+        fill(c, np.bincount(slab[pick], weights=None if uses is None else uses[pick],
+                            minlength=slab_size))
+    del uses, channel
+    if has_traffic:
+        traffic = keep(events["traffic_bytes"].fillna(0).to_numpy(dtype=np.float64))
+        fill(groups["traffic"][0], np.bincount(slab, weights=traffic, minlength=slab_size))
+        del traffic
+    if has_places:  # without place cells ("anywhere"), only events that record a place
+        seen = np.zeros(slab_size)
+        seen[slab if placed_cells else slab[keep(placed)]] = 1.0
+        fill(groups["location"][0], seen)
+    observed_mask = np.repeat(observed.reshape(n_users, n_slots, 1), n_cells, axis=2)
     shape = (n_users, len(channels), config.n_slots, height, width)
     return BehaviourTensors(
-        values=values.reshape(shape),  # (N, C, T, H, W)
-        observed_mask=observed_mask.reshape(n_users, config.n_slots, height, width),
+        values=values.reshape(shape),  # (N, C, T, H, W), a view: no copy
+        observed_mask=observed_mask.reshape(n_users, n_slots, height, width),
         user_ids=[str(x) for x in user_ids], channel_names=channels, cell_names=cell_names,
-        scale=scale.astype(np.float64), start=start.isoformat(), config=config,
+        scale=scale, start=start.isoformat(), config=config,
         channel_groups=groups,
     )
