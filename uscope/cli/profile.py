@@ -13,13 +13,39 @@ from uscope.cli.data import read_any
 
 
 def _is_event_table(path: Path, fmt: str | None) -> bool:
-    """A parquet file in the event schema (``uscope convert``, ``save_events``): the job streams
-    it in blocks of users instead of loading it whole."""
+    """A parquet file in the event schema (``uscope read --out``, ``save_events``): the job
+    streams it in blocks of users instead of loading it whole."""
     from uscope.data.schema import REQUIRED_COLUMNS
 
     if fmt not in (None, "generic") or path.suffix != ".parquet" or not path.is_file():
         return False
     return set(REQUIRED_COLUMNS) <= set(pq.read_schema(path).names)
+
+
+def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
+                max_new_tokens, address, workers, threads, progress, shard):
+    from tqdm.auto import tqdm
+
+    from uscope.profile import GenerationConfig
+    from uscope.profile.ray_engine import WorkerSpec, run_ray_job
+
+    spec = WorkerSpec(backend=backend, model=model, backend_options=options, encoder=encoder,
+                      precision=precision,
+                      generation=GenerationConfig(max_new_tokens=max_new_tokens),
+                      threads=threads or 1)
+    bars: list = []
+
+    def start_bar(done: int, total: int):
+        bars.append(tqdm(total=total, initial=done, unit="user", disable=not progress,
+                         desc=f"profile {shard} (ray)"))
+        return bars[-1].update
+
+    try:
+        return run_ray_job(events, out, spec, config, address=address, workers=workers,
+                           progress=start_bar)
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _fail(message: str) -> None:
@@ -39,6 +65,9 @@ def profile(
     = None,
     encoder: Annotated[str | None, typer.Option(help="Sentence encoder path (default: bundled "
                                                      "all-MiniLM-L6-v2).")] = None,
+    precision: Annotated[str | None, typer.Option(help="Encoder precision: fp32 or bf16 "
+                                                       "(default: bf16 on a CPU with native "
+                                                       "bf16, else fp32).")] = None,
     batch_size: Annotated[int, typer.Option(help="Users per backend call.")] = 8,
     chunk_size: Annotated[int, typer.Option(help="Users per chunk file (work lost to a "
                                                  "kill).")] = 256,
@@ -67,7 +96,16 @@ def profile(
                                                              "suffix).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: torch's "
-                                                     "choice).")] = None,
+                                                     "choice; per worker with --engine ray)."
+                                                )] = None,
+    engine: Annotated[str, typer.Option(help="local (this process) or ray (Ray Data actor "
+                                             "pool; EVENTS must be a parquet event table).")]
+    = "local",
+    address: Annotated[str | None, typer.Option(help="--engine ray: a running cluster (auto "
+                                                     "or HOST:PORT); default: start a local "
+                                                     "one.")] = None,
+    workers: Annotated[int, typer.Option(help="--engine ray: profiler actors, each holding "
+                                              "its own backend and encoder.")] = 1,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
     from tqdm.auto import tqdm
@@ -89,6 +127,10 @@ def profile(
 
         torch.set_num_threads(threads)
     try:
+        if engine not in ("local", "ray"):
+            raise ValueError(f"--engine must be local or ray, got {engine!r}")
+        if engine == "local" and (address is not None or workers != 1):
+            raise ValueError("--address and --workers apply to --engine ray")
         shard_spec = parse_shard(shard)
         if adapter and backend not in ("transformers", "vllm"):
             raise ValueError(f"--adapter applies to the transformers and vllm backends, not "
@@ -107,6 +149,15 @@ def profile(
                                   batch_size=batch_size, retries=retries),
             shard=shard_spec, chunk_size=chunk_size, resume=resume, retry_failed=retry_failed,
         )
+        if engine == "ray":
+            if not _is_event_table(events, fmt):
+                raise ValueError(f"--engine ray reads a parquet event table; write {events} as "
+                                 "one first: uscope read EVENTS --out events.parquet")
+            summary = _run_on_ray(events, out, config, backend, model, options, encoder,
+                                  precision, max_new_tokens, address, workers, threads,
+                                  progress, shard)
+            typer.echo(summary.render())
+            return
         if _is_event_table(events, fmt):  # read in blocks of users by the job itself
             table = events
             if pq.ParquetFile(events).metadata.num_rows == 0:
@@ -117,7 +168,7 @@ def profile(
                 raise DataError(f"{events} holds no events: no user to profile")
         generation = GenerationConfig(max_new_tokens=max_new_tokens)
         writer = make_backend(backend, model, generation, **options)
-        embedder = ProfileEncoder(encoder)
+        embedder = ProfileEncoder(encoder, precision=precision)
         bars: list = []
 
         def start_bar(done: int, total: int):

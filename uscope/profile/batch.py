@@ -183,7 +183,7 @@ def _chunk_users(chunk: Path) -> list[str]:
     return pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
 
 
-def _merge(parts: Path, users: Sequence[str], out: Path) -> None:
+def merge_parts(parts: Path, users: Sequence[str], out: Path) -> None:
     """Write the chunks as one file in the shard's user order: streamed a chunk at a time when
     the chunks already follow that order (one run, or a resumed one), else sorted in memory."""
     chunks = sorted(((_chunk_users(c), c) for c in _chunk_files(parts)),
@@ -202,7 +202,7 @@ def _merge(parts: Path, users: Sequence[str], out: Path) -> None:
     shutil.rmtree(parts)
 
 
-def _summary(out: Path, n_users: int, n_skipped: int, n_profiled: int,
+def job_summary(out: Path, n_users: int, n_skipped: int, n_profiled: int,
              config: JobConfig, started: float) -> JobSummary:
     rows = pq.read_table(out, columns=["user_id", "status", "error", "truncated"]).to_pandas()
     failed = rows[rows["status"] == STATUS_FAILED]
@@ -212,6 +212,34 @@ def _summary(out: Path, n_users: int, n_skipped: int, n_profiled: int,
         budget=config.profile.features.max_events, seconds=time.perf_counter() - started,
         failures=dict(zip(failed["user_id"], failed["error"])),
     )
+
+
+def open_job(out: Path, users: Sequence[str], config: JobConfig, record: dict[str, Any]
+             ) -> set[str] | None:
+    """Make ``out``'s parts folder ready for this job; returns the users already done, or None
+    when ``out`` is already complete (nothing to do)."""
+    parts = parts_dir(out)
+    if not config.resume and (out.exists() or parts.exists()):
+        raise FileExistsError(f"{out if out.exists() else parts} exists; pass --resume to "
+                              "continue that job, or choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_temp_files(out.parent, prefix=f".{out.name}.")
+    if out.exists():  # written only once every chunk was done: an earlier run finished the job
+        if sorted(_chunk_users(out)) != sorted(users):
+            raise DataError(f"{out} holds other users than this shard; choose another --out",
+                            source=str(out), field="user_id")
+        n_failed = int((pq.read_table(out, columns=["status"]).column("status").to_pandas()
+                        == STATUS_FAILED).sum())
+        if not (config.retry_failed and n_failed):
+            shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
+            return None
+        _reopen_finished(out, parts)
+    parts.mkdir(exist_ok=True)
+    _clean_temp_files(parts, prefix=".")
+    _check_job(parts, record)
+    if config.retry_failed:
+        _drop_failed_rows(parts)
+    return _finished_users(parts)
 
 
 def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.PathLike,
@@ -234,27 +262,9 @@ def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.Path
         raise DataError("the event table has no rows: no user to profile", source=source.name,
                         field="user_id")
     users = shard_users(all_users, config.shard)
-    if not config.resume and (out.exists() or parts.exists()):
-        raise FileExistsError(f"{out if out.exists() else parts} exists; pass --resume to "
-                              "continue that job, or choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_temp_files(out.parent, prefix=f".{out.name}.")
-    if out.exists():  # written only once every chunk was done: an earlier run finished the job
-        if sorted(_chunk_users(out)) != sorted(users):
-            raise DataError(f"{out} holds other users than this shard; choose another --out",
-                            source=str(out), field="user_id")
-        n_failed = int((pq.read_table(out, columns=["status"]).column("status").to_pandas()
-                        == STATUS_FAILED).sum())
-        if not (config.retry_failed and n_failed):
-            shutil.rmtree(parts, ignore_errors=True)  # a kill may have interrupted the cleanup
-            return _summary(out, len(users), len(users), 0, config, started)
-        _reopen_finished(out, parts)
-    parts.mkdir(exist_ok=True)
-    _clean_temp_files(parts, prefix=".")
-    _check_job(parts, _job_record(config, backend, encoder, users))
-    if config.retry_failed:
-        _drop_failed_rows(parts)
-    done = _finished_users(parts)
+    done = open_job(out, users, config, _job_record(config, backend, encoder, users))
+    if done is None:
+        return job_summary(out, len(users), len(users), 0, config, started)
     todo = [u for u in users if u not in done]
     update = progress(len(users) - len(todo), len(users)) if progress else None
     template = load_template(config.profile.template)
@@ -279,5 +289,5 @@ def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.Path
                 pending = pending[size:]
     if pending:
         write_chunk(pending)
-    _merge(parts, users, out)
-    return _summary(out, len(users), len(users) - len(todo), len(todo), config, started)
+    merge_parts(parts, users, out)
+    return job_summary(out, len(users), len(users) - len(todo), len(todo), config, started)

@@ -1,7 +1,8 @@
 """Where the batch job's events come from: a table in memory, or a parquet file read in blocks
 of whole users, so that memory holds a block at a time however many users the file has.
 
-A parquet file must be sorted by user_id (``save_events`` and ``uscope convert`` write it so);
+A parquet file must be sorted by user_id (``uscope read --out`` and ``save_events`` write it
+so);
 its blocks are validated one by one and an unsorted file stops with the row where a user
 reappears.
 """
@@ -92,8 +93,8 @@ class ParquetSource:
                 if seen and uid <= seen[-1]:
                     at = row + pc.index(ids, uid).as_py()
                     raise DataError(f"user {uid!r} comes after {seen[-1]!r}: the file is not "
-                                    "sorted by user_id (write it with save_events or `uscope "
-                                    "convert`)", source=self.name, line=at, field="user_id")
+                                    "sorted by user_id (write it with `uscope read ... --out` "
+                                    "or save_events)", source=self.name, line=at, field="user_id")
                 seen.append(uid)
             row += table.num_rows
         return seen

@@ -1,0 +1,184 @@
+"""``--engine ray``: the batch job (``uscope.profile.batch``) on a Ray cluster with Ray Data.
+
+The driver lists the shard's users as the local job does and cuts them, in sorted order, into
+buckets of ``chunk_size`` users. Ray Data reads the parquet events, tags each row with its
+user's bucket (dropping other shards' rows and finished buckets), groups the rows by bucket,
+and an actor pool of ``workers`` profilers - each loads its backend and encoder once -
+profiles one bucket per call and writes it as ``chunk-bNNNNNN.parquet`` (atomic). A bucket's
+users are fixed by the job, so a task retried after a killed worker rewrites the same file,
+and a rerun after a killed driver skips the buckets already written: no user is lost or
+written twice. The driver then merges the chunks exactly as the local job does, so both
+engines write the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from uscope.data.schema import validate_events
+from uscope.profile.backends import GenerationConfig, make_backend
+from uscope.profile.batch import (
+    JobConfig,
+    JobSummary,
+    job_summary,
+    merge_parts,
+    open_job,
+    parts_dir,
+    shard_of,
+    shard_users,
+)
+from uscope.profile.encoder import ProfileEncoder, default_precision, encoder_label
+from uscope.profile.pipeline import ProfileConfig, build_requests, profile_chunk
+from uscope.profile.prompting import load_template
+from uscope.profile.stream import ParquetSource
+
+BUCKET = "__bucket"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What each profiler actor builds once: its backend and its encoder."""
+
+    backend: str = "heuristic"
+    model: str | None = None
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    encoder: str | None = None  # None: the bundled all-MiniLM-L6-v2
+    precision: str | None = None  # the encoder's; None: the driver CPU's default, for all
+    threads: int = 1  # torch threads per actor
+
+
+def bucket_file(parts: Path, bucket: int) -> Path:
+    return parts / f"chunk-b{bucket:06d}.parquet"
+
+
+def _tag_buckets(batch: pd.DataFrame, bounds: np.ndarray, shard: tuple[int, int],
+                 todo: frozenset[int]) -> pd.DataFrame:
+    """Keep this shard's rows of unfinished buckets, each tagged with its bucket."""
+    ids, uniques = pd.factorize(batch["user_id"].astype(str))
+    names = np.asarray(uniques, dtype=str)
+    in_shard = np.array([shard_of(u, shard[1]) == shard[0] for u in names], dtype=bool)
+    bucket = np.searchsorted(bounds, names, side="right") - 1
+    keep = in_shard & np.isin(bucket, list(todo))
+    rows = keep[ids]
+    return batch[rows].assign(**{BUCKET: bucket[ids][rows]})
+
+
+class BucketProfiler:
+    """A Ray actor: profiles a bucket of users a call and writes its chunk file."""
+
+    def __init__(self, spec: WorkerSpec, profile: ProfileConfig, parts: str):
+        import torch
+
+        torch.set_num_threads(spec.threads)
+        self.backend = make_backend(spec.backend, spec.model, spec.generation,
+                                    **spec.backend_options)
+        self.encoder = ProfileEncoder(spec.encoder, precision=spec.precision)
+        self.profile = profile
+        self.template = load_template(profile.template)
+        self.parts = Path(parts)
+
+    def __call__(self, group: pd.DataFrame) -> pd.DataFrame:
+        bucket = int(group[BUCKET].iloc[0])
+        events = validate_events(group.drop(columns=[BUCKET]), source=f"bucket {bucket}")
+        users = sorted(events["user_id"].unique().tolist())
+        requests = build_requests(events, users, self.template, self.profile.features)
+        chunk = profile_chunk(requests, self.backend, self.encoder, self.template, self.profile)
+        chunk.save(bucket_file(self.parts, bucket))  # atomic; a retry rewrites the same file
+        return pd.DataFrame({"bucket": [bucket], "n_users": [len(users)]})
+
+
+def _job_record(spec: WorkerSpec, config: JobConfig, users: list[str]) -> dict[str, Any]:
+    import hashlib
+    from dataclasses import asdict
+
+    return {
+        "engine": "ray", "backend": spec.backend, "model": spec.model,
+        "encoder": encoder_label(spec.encoder, spec.precision),
+        "template_version": load_template(config.profile.template).version,
+        "features": asdict(config.profile.features), "shard": list(config.shard),
+        "bucket_users": config.chunk_size, "n_users": len(users),
+        "users_digest": hashlib.sha256("\n".join(users).encode("utf-8")).hexdigest(),
+    }
+
+
+def _actor_cpus(total: float, workers: int) -> float:
+    """CPUs each profiler actor reserves: the actors leave one CPU to the read and shuffle
+    tasks (reserving every CPU stalls the pipeline), and take at most one each."""
+    return max(0.25, min(1.0, (total - 1.0) / workers))
+
+
+def _connect(address: str | None, cpus: int | None) -> bool:
+    """Join the cluster at ``address`` (or start a local one); True if this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerSpec,
+                config: JobConfig | None = None, *, address: str | None = None,
+                workers: int = 1, cpus: int | None = None,
+                progress: Callable[[int, int], Any] | None = None) -> JobSummary:
+    """Profile this shard's users of a user-sorted parquet event table on Ray into ``out``.
+
+    ``address``: a running cluster ("auto", "HOST:PORT"); None starts a local one with
+    ``cpus`` CPUs (default: all). ``workers``: profiler actors (each holds a model).
+    """
+    import ray
+    import ray.data
+
+    config = config or JobConfig()
+    if config.retry_failed:
+        raise ValueError("--retry-failed runs with the local engine (rerun without --engine ray)")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    started = time.perf_counter()
+    spec = replace(spec, precision=spec.precision or default_precision())  # one for all workers
+    out = Path(out)
+    source = ParquetSource(events)
+    users = shard_users(source.users(), config.shard)
+    done = open_job(out, users, config, _job_record(spec, config, users))
+    if done is None:
+        return job_summary(out, len(users), len(users), 0, config, started)
+    parts = parts_dir(out)
+    bounds = np.asarray(users[::config.chunk_size], dtype=str)  # first user of each bucket
+    written = {int(p.stem[len("chunk-b"):]) for p in parts.glob("chunk-b*.parquet")}
+    todo = frozenset(range(len(bounds))) - written
+    n_todo = sum(min(config.chunk_size, len(users) - b * config.chunk_size) for b in todo)
+    update = progress(len(users) - n_todo, len(users)) if progress else None
+    if todo:
+        started_ray = _connect(address, cpus)
+        try:
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+            tagged = ray.data.read_parquet(str(source.path)).map_batches(
+                _tag_buckets, batch_format="pandas",
+                fn_kwargs={"bounds": bounds, "shard": config.shard, "todo": todo})
+            profiled = tagged.groupby(BUCKET, num_partitions=min(len(todo), 64)).map_groups(
+                BucketProfiler, batch_format="pandas",
+                fn_constructor_args=(spec, config.profile, str(parts)),
+                compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=_actor_cpus(total_cpus, workers))
+            for batch in profiled.iter_batches(batch_format="pandas", batch_size=None):
+                if update is not None:
+                    update(int(batch["n_users"].sum()))
+        finally:
+            if started_ray:
+                ray.shutdown()
+    merge_parts(parts, users, out)
+    return job_summary(out, len(users), len(users) - n_todo, n_todo, config, started)
