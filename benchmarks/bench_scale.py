@@ -12,13 +12,16 @@ the RSS once they are loaded). Stages, in order (``STAGES``):
 - ``read-trace``: ``read_tsinghua`` on the written trace, the path a real trace would take;
 - ``read-parquet``: ``events.parquet`` through the generic reader (``uscope read``);
 - ``tensors``: load the events, ``build_tensors`` (15 min x 192 slots), save the ``.npz``; the
-  build's own peak is measured over the loaded table and compared with the tensors' size.
+  build's own peak is measured over the loaded table and compared with the tensors' size;
+- ``profile``: heuristic profiles and MiniLM embeddings of every user, the job reading
+  ``events.parquet`` in blocks of users (``uscope profile events.parquet --backend heuristic``).
 
-A later stage (e.g. heuristic profiles) is one function decorated with ``@stage`` that takes
-``(work_dir, args)`` and returns what it measured: see ``profile_heuristic`` at the end.
+A stage is one function decorated with ``@stage`` that takes ``(work_dir, args)`` and returns
+what it measured.
 
 Run: python benchmarks/bench_scale.py [--users 1000] [--days 7] [--events-per-day 596]
-     [--stages simulate read-trace read-parquet tensors] [--work DIR] [--quick] [--no-write]
+     [--stages simulate read-trace read-parquet tensors profile] [--work DIR] [--quick]
+     [--no-write]
 """
 
 from __future__ import annotations
@@ -151,11 +154,21 @@ def tensors(work: Path, args: argparse.Namespace) -> dict:
                       f"({build_peak / size:.1f}x the tensors)"}
 
 
-# Hook for the next stage. Register it with @stage("profile", "profile (heuristic): ...") and
-# return {"seconds": ..., "rows": ..., "detail": ...}, e.g. load_events(work / EVENTS), then
-# the heuristic profiles of every user. It runs after "tensors" in its own process.
+@stage("profile", "profile (heuristic + MiniLM): events.parquet streamed in blocks of users")
 def profile_heuristic(work: Path, args: argparse.Namespace) -> dict:
-    raise NotImplementedError("the heuristic profile stage is not measured yet")
+    from uscope.profile import JobConfig, ProfileEncoder, make_backend, run_profile_job
+
+    encoder = ProfileEncoder()  # loaded before the clock starts, as a long job would
+    out = work / "profiles.parquet"
+    if out.exists():
+        out.unlink()
+    start = time.perf_counter()
+    summary = run_profile_job(work / EVENTS, out, make_backend("heuristic"), encoder,
+                              JobConfig(chunk_size=256))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows": summary.n_users,
+            "detail": f"{summary.n_users} users, {summary.n_users / seconds:.0f} users/s, "
+                      f"{summary.n_failed} failed; encoder {encoder.label}"}
 
 
 # ------------------------------------------------------------------------------ driver
