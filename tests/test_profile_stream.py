@@ -64,3 +64,32 @@ def test_unsorted_file_names_the_row_and_field(tmp_path):
                         ProfileEncoder.__new__(ProfileEncoder))
     assert caught.value.source == str(path) and caught.value.field == "user_id"
     assert caught.value.line == int((~first).sum())  # 0-based row of its first event
+
+
+def test_cli_reads_an_unsorted_file_whole_and_says_so(tmp_path):
+    from typer.testing import CliRunner
+
+    from uscope.cli import app
+
+    events = population(5, seed=7)
+    shuffled = tmp_path / "shuffled.parquet"
+    pq.write_table(pa.Table.from_pandas(events.iloc[::-1], preserve_index=False), shuffled)
+    out = tmp_path / "profiles.parquet"
+    result = CliRunner().invoke(app, ["profile", str(shuffled), "--out", str(out),
+                                      "--backend", "heuristic", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "is not sorted by user_id, so it is read whole" in result.output
+    assert sorted(ProfileSet.load(out).user_ids) == sorted(events["user_id"].unique())
+
+
+def test_saved_events_come_in_bounded_row_groups(tmp_path):
+    from uscope.data.schema import ROW_GROUP_ROWS
+
+    n = ROW_GROUP_ROWS * 2 + 5
+    table = pd.DataFrame({"user_id": [f"u{i // 1000:05d}" for i in range(n)],
+                          "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(
+                              range(n), unit="s"),
+                          "app": "Mail", "app_category": "Tools"})
+    meta = pq.ParquetFile(save_events(table, tmp_path / "big.parquet")).metadata
+    assert meta.num_rows == n and meta.num_row_groups == 3
+    assert max(meta.row_group(i).num_rows for i in range(3)) == ROW_GROUP_ROWS

@@ -22,6 +22,22 @@ def _is_event_table(path: Path, fmt: str | None) -> bool:
     return set(REQUIRED_COLUMNS) <= set(pq.read_schema(path).names)
 
 
+def _sorted_by_user(path: Path) -> bool:
+    """Whether the job can stream ``path``; an unsorted file is read whole, with a note."""
+    from uscope.data import DataError
+    from uscope.profile.stream import ParquetSource
+
+    try:
+        ParquetSource(path).users()
+    except DataError as exc:
+        if "not sorted" not in str(exc):
+            raise
+        typer.echo(f"note: {path} is not sorted by user_id, so it is read whole; "
+                   "`uscope read` writes a sorted copy the job reads in blocks of users")
+        return False
+    return True
+
+
 def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
                 max_new_tokens, address, workers, threads, progress, shard):
     from tqdm.auto import tqdm
@@ -158,8 +174,8 @@ def profile(
                                   progress, shard)
             typer.echo(summary.render())
             return
-        if _is_event_table(events, fmt):  # read in blocks of users by the job itself
-            table = events
+        if _is_event_table(events, fmt) and _sorted_by_user(events):
+            table = events  # read in blocks of users by the job itself
             if pq.ParquetFile(events).metadata.num_rows == 0:
                 raise DataError(f"{events} holds no events: no user to profile")
         else:

@@ -263,12 +263,17 @@ def app_events(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["app"].notna()]
 
 
+ROW_GROUP_ROWS = 1 << 17  # a reader holds one row group at a time: this bounds its memory
+
+
 def save_events(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a validated event table as parquet (atomic: a temp file renamed into place)."""
+    """Write a validated event table as parquet (atomic: a temp file renamed into place),
+    sorted by user and in row groups of ``ROW_GROUP_ROWS``, so that a job can read it in
+    blocks of users (``uscope.profile.stream``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    validate_events(frame).to_parquet(tmp, index=False)
+    validate_events(frame).to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
     tmp.replace(path)
     return path
 

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from uscope.data.schema import DataError, validate_events
+from uscope.data.schema import ROW_GROUP_ROWS, DataError, validate_events
 from uscope.profile.features import user_slices
 
-BLOCK_ROWS = 1 << 18  # parquet rows read at a time (whole users are kept together)
+BLOCK_ROWS = ROW_GROUP_ROWS  # parquet rows read at a time (whole users are kept together)
 
 
 @dataclass
