@@ -58,14 +58,15 @@ class ParquetSource:
         self.block_rows = block_rows
         self.name = str(self.path)
 
-    def _batches(self) -> Iterator[pa.Table]:
-        """Tables of whole users: each batch, less the user it ends in, carried to the next."""
+    def _batches(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Tables of whole users: each batch, less the user it ends in, carried to the next
+        (only ``columns``, default all)."""
         carry: pa.Table | None = None
         reader = pq.ParquetFile(self.path)
         if "user_id" not in reader.schema_arrow.names:
             raise DataError("event table lacks required columns ['user_id']", source=self.name,
                             field="user_id")
-        for batch in reader.iter_batches(batch_size=self.block_rows):
+        for batch in reader.iter_batches(batch_size=self.block_rows, columns=columns):
             table = pa.Table.from_batches([batch])
             if carry is not None:
                 table = pa.concat_tables([carry, table])
@@ -84,7 +85,7 @@ class ParquetSource:
         the users come sorted."""
         seen: list[str] = []
         row = 0
-        for table in self._batches():
+        for table in self._batches(columns=["user_id"]):
             ids = table.column("user_id").cast(pa.string())
             for uid in pc.unique(ids).to_pylist():
                 if uid is None:
@@ -107,7 +108,9 @@ class ParquetSource:
             if not users:
                 continue
             events = validate_events(table.to_pandas(), source=self.name)
+            del table
             yield Block(events, user_slices(events), users)
+            pa.default_memory_pool().release_unused()  # the block's buffers, before the next
 
 
 Source = TableSource | ParquetSource
