@@ -15,9 +15,11 @@ def uscope(*args, cwd=REPO):
 
 
 def test_demo_main_job(tmp_path):
-    """The README's main job with its default LLM (kept short: 3 users, 16 new tokens)."""
+    """The README's main job with its default LLM (kept short: 3 users, 16 new tokens, a few
+    training steps; tests/test_demo.py checks every stage's output)."""
     done = uscope("demo", "--out", tmp_path / "demo", "--users", 3, "--days", 2,
-                  "--max-new-tokens", 16, "--show", 2)
+                  "--max-new-tokens", 16, "--show", 2, "--complete-steps", 10,
+                  "--intent-steps", 5)
     assert done.returncode == 0, done.stderr
     assert "SIMULATED" in done.stdout
     assert "C x T x H x W" in done.stdout
