@@ -46,6 +46,9 @@ def cluster(tmp_path_factory):
     """A local Ray head with 2 CPUs, as `ray start` would run it on a real node."""
     port = _free_port()
     env = {**os.environ, **RAY_ENV}
+    # a fresh machine has no token yet: create it (kept if one exists), as an operator would
+    subprocess.run([str(RAY), "get-auth-token", "--generate"], check=True, capture_output=True,
+                   env=env, timeout=120)
     subprocess.run([str(RAY), "start", "--head", "--num-cpus=2", f"--port={port}",
                     "--include-dashboard=false", "--disable-usage-stats"],
                    check=True, capture_output=True, env=env, timeout=180)
