@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow.parquet as pq
 import typer
@@ -38,10 +40,28 @@ def _sorted_by_user(path: Path) -> bool:
     return True
 
 
-def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
-                max_new_tokens, address, workers, threads, progress, shard):
+@contextmanager
+def _progress_bars(enabled: bool, desc: str) -> Iterator[Callable[[int, int], Any]]:
+    """The jobs' ``progress`` callback: a tqdm bar started at the users already done, closed
+    when the block ends."""
     from tqdm.auto import tqdm
 
+    bars: list = []
+
+    def start_bar(done: int, total: int):
+        bars.append(tqdm(total=total, initial=done, unit="user", disable=not enabled,
+                         desc=desc))
+        return bars[-1].update
+
+    try:
+        yield start_bar
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
+                max_new_tokens, address, workers, threads, progress, shard):
     from uscope.profile import GenerationConfig
     from uscope.profile.ray_engine import WorkerSpec, run_ray_job
 
@@ -49,19 +69,9 @@ def _run_on_ray(events, out, config, backend, model, options, encoder, precision
                       precision=precision,
                       generation=GenerationConfig(max_new_tokens=max_new_tokens),
                       threads=threads or 1)
-    bars: list = []
-
-    def start_bar(done: int, total: int):
-        bars.append(tqdm(total=total, initial=done, unit="user", disable=not progress,
-                         desc=f"profile {shard} (ray)"))
-        return bars[-1].update
-
-    try:
+    with _progress_bars(progress, f"profile {shard} (ray)") as start_bar:
         return run_ray_job(events, out, spec, config, address=address, workers=workers,
                            progress=start_bar)
-    finally:
-        for bar in bars:
-            bar.close()
 
 
 def _fail(message: str) -> None:
@@ -124,7 +134,6 @@ def profile(
                                               "its own backend and encoder.")] = 1,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
-    from tqdm.auto import tqdm
 
     from uscope.data import DataError
     from uscope.profile import (
@@ -185,16 +194,8 @@ def profile(
         generation = GenerationConfig(max_new_tokens=max_new_tokens)
         writer = make_backend(backend, model, generation, **options)
         embedder = ProfileEncoder(encoder, precision=precision)
-        bars: list = []
-
-        def start_bar(done: int, total: int):
-            bars.append(tqdm(total=total, initial=done, unit="user", disable=not progress,
-                             desc=f"profile {shard}"))
-            return bars[-1].update
-
-        summary = run_profile_job(table, out, writer, embedder, config, progress=start_bar)
-        for bar in bars:
-            bar.close()
+        with _progress_bars(progress, f"profile {shard}") as start_bar:
+            summary = run_profile_job(table, out, writer, embedder, config, progress=start_bar)
     except (DataError, ValueError, FileExistsError, FileNotFoundError, ImportError) as exc:
         _fail(str(exc))
     typer.echo(summary.render())

@@ -106,14 +106,16 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _job_record(config: JobConfig, backend: Backend, encoder: ProfileEncoder,
-                users: Sequence[str]) -> dict[str, Any]:
+def job_record(config: JobConfig, users: Sequence[str], *, backend: str, model: str | None,
+               encoder: str, **extra: Any) -> dict[str, Any]:
+    """What ``job.json`` records of a job, so that a resumed run must be the same job."""
     return {
-        "backend": backend.name, "model": backend.model, "encoder": encoder.label,
+        "backend": backend, "model": model, "encoder": encoder,
         "template_version": load_template(config.profile.template).version,
         "features": asdict(config.profile.features), "shard": list(config.shard),
         "n_users": len(users),
         "users_digest": hashlib.sha256("\n".join(users).encode("utf-8")).hexdigest(),
+        **extra,
     }
 
 
@@ -145,10 +147,14 @@ def _chunk_files(parts: Path) -> list[Path]:
     return sorted(parts.glob("chunk-*.parquet"))
 
 
+def _chunk_users(chunk: Path) -> list[str]:
+    return pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
+
+
 def _finished_users(parts: Path) -> set[str]:
     done: set[str] = set()
     for chunk in _chunk_files(parts):
-        ids = pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
+        ids = _chunk_users(chunk)
         twice = done.intersection(ids)
         if twice:
             raise DataError(f"user {min(twice)!r} is in more than one chunk (did two runs "
@@ -177,10 +183,6 @@ def _reopen_finished(out: Path, parts: Path) -> None:
     parts.mkdir()
     ProfileSet.load(out).save(parts / "chunk-000001.parquet")
     out.unlink()
-
-
-def _chunk_users(chunk: Path) -> list[str]:
-    return pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
 
 
 def merge_parts(parts: Path, users: Sequence[str], out: Path) -> None:
@@ -262,7 +264,8 @@ def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.Path
         raise DataError("the event table has no rows: no user to profile", source=source.name,
                         field="user_id")
     users = shard_users(all_users, config.shard)
-    done = open_job(out, users, config, _job_record(config, backend, encoder, users))
+    done = open_job(out, users, config, job_record(config, users, backend=backend.name,
+                                               model=backend.model, encoder=encoder.label))
     if done is None:
         return job_summary(out, len(users), len(users), 0, config, started)
     todo = [u for u in users if u not in done]

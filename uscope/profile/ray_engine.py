@@ -29,6 +29,7 @@ from uscope.profile.backends import GenerationConfig, make_backend
 from uscope.profile.batch import (
     JobConfig,
     JobSummary,
+    job_record,
     job_summary,
     merge_parts,
     open_job,
@@ -97,20 +98,6 @@ class BucketProfiler:
         return pd.DataFrame({"bucket": [bucket], "n_users": [len(users)]})
 
 
-def _job_record(spec: WorkerSpec, config: JobConfig, users: list[str]) -> dict[str, Any]:
-    import hashlib
-    from dataclasses import asdict
-
-    return {
-        "engine": "ray", "backend": spec.backend, "model": spec.model,
-        "encoder": encoder_label(spec.encoder, spec.precision),
-        "template_version": load_template(config.profile.template).version,
-        "features": asdict(config.profile.features), "shard": list(config.shard),
-        "bucket_users": config.chunk_size, "n_users": len(users),
-        "users_digest": hashlib.sha256("\n".join(users).encode("utf-8")).hexdigest(),
-    }
-
-
 def _actor_cpus(total: float, workers: int) -> float:
     """CPUs each profiler actor reserves: the actors leave one CPU to the read and shuffle
     tasks (reserving every CPU stalls the pipeline), and take at most one each."""
@@ -151,7 +138,10 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
     out = Path(out)
     source = ParquetSource(events)
     users = shard_users(source.users(), config.shard)
-    done = open_job(out, users, config, _job_record(spec, config, users))
+    record = job_record(config, users, backend=spec.backend, model=spec.model,
+                        encoder=encoder_label(spec.encoder, spec.precision), engine="ray",
+                        bucket_users=config.chunk_size)
+    done = open_job(out, users, config, record)
     if done is None:
         return job_summary(out, len(users), len(users), 0, config, started)
     parts = parts_dir(out)
