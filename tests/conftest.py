@@ -29,7 +29,8 @@ def pytest_collection_modifyitems(config, items):
         has_gpu = False
     for item in items:
         if "vllm" in item.keywords and not has_vllm:
-            item.add_marker(pytest.mark.skip(reason="vllm is not installed (CUDA-only extra)"))
+            item.add_marker(pytest.mark.skip(reason="vLLM is not installed here; `make test` runs "
+                                                   "these in the venv of `make vllm-env`"))
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA device on this machine"))
 

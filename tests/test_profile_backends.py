@@ -235,17 +235,11 @@ def test_vllm_request_building_without_vllm(events):
     assert sampled["top_p"] == 0.9 and sampled["seed"] == 3
     with pytest.raises(ValueError, match="tensor_parallel_size"):
         VLLMConfig(model="m", tensor_parallel_size=0)
-
-
-@pytest.mark.vllm
-def test_vllm_backend_generates(events):
-    from uscope.models import smollm2_hf_dir
-    from uscope.profile.backends.vllm_offline import VLLMBackend
-
-    backend = VLLMBackend(VLLMConfig(model=str(smollm2_hf_dir()), gpu_memory_utilization=0.3),
-                          GenerationConfig(max_new_tokens=16))
-    out = backend.generate(requests_for(events, ["gamer", "reader"]))
-    assert len(out) == 2 and all(g.ok for g in out)
+    assert "kv_cache_memory_bytes" not in kwargs
+    assert engine_kwargs(VLLMConfig(model="m", kv_cache_gib=1.5))["kv_cache_memory_bytes"] == \
+        3 * 2 ** 29
+    with pytest.raises(ValueError, match="kv_cache_gib"):
+        VLLMConfig(model="m", kv_cache_gib=0)
 
 
 def test_vllm_missing_is_a_clear_error():
@@ -299,3 +293,20 @@ def test_transformers_backend_batches_with_left_padding(events, tiny_chat_lm):
     tok_plain = type(tok)(tokenizer_object=tok.backend_tokenizer, pad_token="<pad>")
     with pytest.raises(ValueError, match="chat template"):
         chat_texts(tok_plain, reqs)
+
+
+def test_vllm_server_command_and_a_server_that_dies_says_why(tmp_path):
+    import importlib.util
+
+    from uscope.profile.backends.vllm_server import SERVE_MODULE, VLLMServer, serve_command
+
+    command = serve_command("/models/m", 8123, served_name="m", args=["--dtype", "float32"])
+    assert command[1:3] == ["-m", SERVE_MODULE]
+    assert command[3:] == ["--model", "/models/m", "--host", "127.0.0.1", "--port", "8123",
+                           "--served-model-name", "m", "--dtype", "float32"]
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here: tests/test_vllm_cpu.py starts a real server")
+    server = VLLMServer("/models/m", log=tmp_path / "serve.log", ready_timeout_s=60)
+    with pytest.raises(RuntimeError, match=r"(?s)serve exited with 1.*No module named 'vllm'"):
+        server.__enter__()
+    assert (tmp_path / "serve.log").exists()

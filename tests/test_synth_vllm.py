@@ -58,15 +58,3 @@ def test_decoder_without_vllm_names_the_install():
 
     with pytest.raises(ImportError, match="uscope\\[vllm\\]"):
         VLLMDecoder(VLLMSynthConfig(model="m"))
-
-
-@pytest.mark.vllm
-@pytest.mark.gpu
-def test_vllm_decoder_returns_offered_pairs():
-    from uscope.models import smollm2_hf_dir
-    from uscope.synth.vllm_structured import VLLMDecoder
-
-    decoder = VLLMDecoder(VLLMSynthConfig(model=str(smollm2_hf_dir()),
-                                          gpu_memory_utilization=0.3))
-    texts = decoder.choose(["Profile: plays games.\nMon 08h |"] * 4, OPTIONS)
-    assert set(texts) <= {completion_text(p) for p in OPTIONS}

