@@ -103,12 +103,13 @@ def profiles_text(args) -> str:
 
 def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings,
            verdicts) -> str:
+    unit = getattr(args, "split_unit", "hour")
     setup = (
         f"Data: {label}, {summary['users']} devices; {setting_text(args, summary)}. "
         f"Population: {summary['population_samples']:,} windows of "
         f"{summary['population_users']} devices. Held out: {summary['held_out_users']} "
-        f"devices with test windows; {summary['tune_samples']:,} tuning windows (earlier hours),"
-        f" {summary['test_samples']:,} test windows (later hours). Input length "
+        f"devices with test windows; {summary['tune_samples']:,} tuning windows (earlier "
+        f"{unit}s), {summary['test_samples']:,} test windows (later {unit}s). Input length "
         f"{args.input_length}. Teacher: first {args.teacher_layers} of 30 SmolLM2-135M blocks, "
         f"{args.teacher_steps} steps of batch {args.batch_size} (about "
         f"{args.teacher_steps * args.batch_size / max(summary['population_samples'], 1):.2f} "
@@ -130,7 +131,7 @@ def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings
                  "role; the real held-out devices are unused.** " + setup)
     cols = ["model", *METRIC_NAMES]
     parts = [setup, "### Bars of issue 5 on this run", "\n".join(verdicts),
-             "### Overall (held-out devices, later hours)", markdown_table(rows, cols),
+             f"### Overall (held-out devices, later {unit}s)", markdown_table(rows, cols),
              "Prec_w and Rec_w follow eq. 12-13 as printed, which both reduce to accuracy.",
              "### Long-tail intents: adaptive unlearning vs imbalance baselines (Fig. 8)",
              markdown_table(rare_rows),

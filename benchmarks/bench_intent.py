@@ -37,6 +37,7 @@ from generative.conditioning import MISSING_POLICIES, align_embeddings
 from generative.intent import (
     HONOR,
     MOBILE,
+    SPLIT_UNITS,
     BackboneConfig,
     FirstOrderMarkov,
     IndividualConfig,
@@ -77,6 +78,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--missing-profiles", choices=MISSING_POLICIES, default="error",
                    help="users without a profile: fail, or give them the mean h_u")
     p.add_argument("--held-out", type=int, default=200, help="at most a fifth of the users")
+    p.add_argument("--split-unit", choices=SPLIT_UNITS, default="hour",
+                   help="each held-out user's earlier/later split keeps whole hours, days or "
+                        "weeks on one side (week: data over months, e.g. foursquare-nyc)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="model initialisation and batch order (the user split stays fixed)")
     p.add_argument("--fold", type=int, default=0,
                    help="which disjoint block of --held-out devices is held out (0: reported)")
     p.add_argument("--teacher-layers", type=int, default=4, help="first N SmolLM2 blocks")
@@ -198,7 +204,7 @@ def user_embeddings(args, data) -> torch.Tensor | None:
 def load_protocol(args):
     """(protocol, loaded dataset) of the run (the validation split with ``--validation``)."""
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     loaded = load_for_benchmark(args, ("times",), "bench_intent", quick_users=80)
     setting = args.setting if args.setting != "auto" else (
         "honor" if "apps" in loaded.spec.fields else "mobile")
@@ -207,10 +213,12 @@ def load_protocol(args):
     n_users = loaded.events["user_id"].nunique()
     held_out = min(args.held_out, max(1, n_users // 5))
     data = build_protocol(loaded.events, replace(config, input_length=args.input_length),
-                          ProtocolConfig(n_individual=held_out, seed=0, fold=args.fold),
+                          ProtocolConfig(n_individual=held_out, seed=0, fold=args.fold,
+                                         split_unit=args.split_unit),
                           source=loaded.label)
     if args.validation > 0:  # choose settings here: the held-out devices are not touched
-        data = validation_protocol(data, n_valid=args.validation, seed=1)
+        data = validation_protocol(data, n_valid=args.validation, seed=1,
+                                   split_unit=args.split_unit)
         args.no_write = True
     log(f"protocol ({loaded.label}, {setting}): {data.summary()}")
     args.setting_used = setting

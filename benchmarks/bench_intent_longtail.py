@@ -40,11 +40,13 @@ from bench_intent import (
 from generative.intent import intent_metrics, recall_per_intent
 
 STRATEGIES = ("unlearning", "none", "focal", "oversample")
+SEEN = "device used it in its tuning periods"
 # the options that change a fold's scores; a cache written under other values is not reused
 SETTINGS = ("held_out", "teacher_layers", "teacher_steps", "distill_steps", "batch_size", "lr",
             "backbone_lr", "distill_lr", "warmup", "schedule", "unlearn_steps",
             "finetune_steps", "individual_lr", "prior_shift", "prior_scale", "input_length",
-            "query_time", "quick", "dataset", "events", "max_users", "setting", "profiles")
+            "query_time", "quick", "dataset", "events", "max_users", "setting", "profiles",
+            "split_unit", "seed", "validation")
 
 
 def run_fold(args, fold: int, cache_dir: Path) -> Path:
@@ -127,7 +129,7 @@ def tail_rows(y, device, predictions: dict, counts, sizes=(5, 8)) -> list[dict]:
 
 
 def seen_in_tuning(args, fold: int, cached):
-    """Per test window of ``fold``: did its device use the target intent in its tuning hours?
+    """Per test window of ``fold``: did its device use the target intent in its tuning periods?
     (and the loaded dataset)"""
     data, loaded = load_protocol(argparse.Namespace(**{**vars(args), "fold": fold}))
     if not np.array_equal(data.test.target.numpy(), cached["y"]):
@@ -139,13 +141,13 @@ def seen_in_tuning(args, fold: int, cached):
 
 def seen_rows(y, seen, predictions: dict, counts, sizes=(3, 8)) -> list[dict]:
     """Recall on the k rarest intents, split by whether the device had used the intent in its
-    tuning hours (what any device stage can learn from) or not (only the population knows)."""
+    tuning periods (what any device stage can learn from) or not (only the population knows)."""
     order = np.argsort(counts, kind="stable")
     rows = []
     for k in sizes:
         for used in (True, False):
             mine = np.isin(y, order[:k]) & (seen == used)
-            rows.append({"tail": f"{k} rarest intents", "device used it in its tuning hours":
+            rows.append({"tail": f"{k} rarest intents", SEEN:
                          "yes" if used else "no", "test windows": int(mine.sum()),
                          **{name: f"{(pred[mine] == y[mine]).mean():.3f}" if mine.any() else ""
                             for name, pred in predictions.items()}})
@@ -169,7 +171,8 @@ def main() -> None:
     scores = {name: np.concatenate([f[name] for f in folds]) for name in names}
     counts = folds[0]["intent_counts"]
     intents = [str(i) for i in folds[0]["intents"]]
-    rare = np.argsort(counts, kind="stable")[:3].tolist()  # rarest over all devices' windows
+    # the rarest intents over all devices' windows among those with a pooled test window
+    rare = [c for c in np.argsort(counts, kind="stable").tolist() if (y == c).any()][:3]
 
     predictions = {s: scores[f"strategy/{s}"].argmax(1) for s in STRATEGIES}
     device_counts, device_hits = rare_hits(y, device, predictions, rare)
@@ -236,7 +239,7 @@ def unseen_text(rows) -> str:
         hit = any(float(v or 0) > 0 for k, v in no.items() if k in STRATEGIES)
         parts.append(f"{no['test windows']} of the {total} test windows of the {no['tail']} "
                      f"({no['test windows'] / max(total, 1):.0%}) come from devices that never "
-                     f"used that intent in their tuning hours; "
+                     f"used that intent in their tuning periods; "
                      + ("some strategy predicted some of them." if hit else
                         "no strategy predicted any of them."))
     return " ".join(parts)
@@ -255,19 +258,21 @@ def render(args, label, own, folds, y, intents, rare, counts, verdicts, rare_row
         f"steps) are trained on it alone. {query_time_text(args)} Device tuning: "
         f"{args.unlearn_steps} unlearning steps then {args.finetune_steps} fine-tuning steps "
         f"(none: {args.finetune_steps} fine-tuning steps only; focal: focal loss; oversample: "
-        f"rare intents resampled), Adam {args.individual_lr:g}. Pooled: "
+        f"rare intents resampled), Adam {args.individual_lr:g}. Each held-out device's earlier "
+        f"{args.split_unit}s tune, its later {args.split_unit}s test. Pooled: "
         f"{len(y):,} test windows of {sum(int(f['held_out_users']) for f in folds)} devices. "
-        f"The three rarest intents over all devices' windows: {share} of them. Intervals: "
+        f"The three rarest intents over all devices' windows (among those with a test "
+        f"window): {share} of them. Intervals: "
         "2,000 bootstrap draws of the held-out devices (pooled over folds), percentile 95%.")
     return "\n\n".join([
-        setup, "### Bars of issue 5, pooled over the folds", "\n".join(verdicts),
+        setup, "### Bars (issues 5 and 19), pooled over the folds", "\n".join(verdicts),
         "### Long-tail intents: adaptive unlearning vs imbalance baselines (Fig. 8, pooled)",
         markdown_table(rare_rows),
         ("### A wider tail: mean recall over the k rarest intents (pooled; lead: unlearning "
          "minus that strategy, 95% interval)"), markdown_table(tails[0]),
         ("Recall (windows pooled over the intents) by whether the device had used the intent "
          "before:"), markdown_table(tails[1]), unseen_text(tails[1]),
-        "### Overall, pooled over the folds (held-out devices, later hours)",
+        f"### Overall, pooled over the folds (held-out devices, later {args.split_unit}s)",
         markdown_table(overall), "### Per fold", markdown_table(fold_rows),
         "Minutes: one fold's training, tuning and scoring on 1 thread of the shared 2-core CPU."])
 

@@ -21,6 +21,7 @@ from generative.intent.data import (
     split_users,
 )
 from uscope.data import DataError
+from uscope.data.foursquare import read_foursquare
 
 
 def table() -> pd.DataFrame:
@@ -116,6 +117,30 @@ def test_user_split_and_earlier_later_split():
         assert len(s_hours) and t_hours.max() < s_hours.min()
     assert (test.user == 1).sum() == 0           # u2 has one target hour: tuning only
 
+
+def test_weekly_split_on_real_foursquare_keeps_whole_weeks_apart(shared_data):
+    """Months of real check-ins: the split unit is the reader's week (Monday to Sunday), each
+    user's first ceil(half) of its target weeks tune and no week is on both sides."""
+    fsq = read_foursquare(shared_data / "foursquare_nyc")
+    vocab = IntentVocab.fit(fsq.events, MOBILE)
+    seqs = build_sequences(fsq.events, MOBILE, vocab)
+    samples = build_samples(seqs, MOBILE, list(range(12)))
+    tune, test = split_earlier_later(samples, seqs, unit="week")
+    # the reader's week rank of each target, from its own week starts (no arithmetic shared)
+    stamps = pd.to_datetime(seqs.time_s, unit="s")
+    week_start = (stamps - pd.to_timedelta(stamps.dayofweek, unit="D")).normalize()
+    for k in range(12):
+        user = seqs.user_ids[k]
+        starts = set(fsq.weeks.loc[fsq.weeks["user_id"] == user, "start"])
+        t_weeks = set(week_start[tune.position[tune.user == k].numpy()])
+        s_weeks = set(week_start[test.position[test.user == k].numpy()])
+        assert t_weeks | s_weeks <= starts                     # periods are the reader's weeks
+        assert s_weeks and max(t_weeks) < min(s_weeks)         # earlier weeks tune
+        assert len(t_weeks) == int(np.ceil(0.5 * len(t_weeks | s_weeks)))
+    hourly, _ = split_earlier_later(samples, seqs, unit="hour")
+    assert len(hourly) != len(tune)                            # the unit changes the split
+    with pytest.raises(ValueError, match="unit must be one of hour, day, week"):
+        split_earlier_later(samples, seqs, unit="month")
 
 def test_real_netfp_sequences(netfp_events):
     events, _ = netfp_events

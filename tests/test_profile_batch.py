@@ -186,6 +186,9 @@ def test_cli_reports_bad_input_clearly(tmp_path):
     proc = _cli(empty, tmp_path / "o.parquet", "--shard", "2/2")
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "0 <= i < n" in stderr
+    proc = _cli(empty, tmp_path / "o.parquet", "--kv-cache-gib", "2")  # heuristic: no KV cache
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--kv-cache-gib applies to the vllm backend" in stderr
 
 
 class FlakyEndpoint:

@@ -20,6 +20,7 @@ from generative.intent.checkpoint import (
 from generative.intent.data import (
     HONOR,
     MOBILE,
+    SPLIT_UNITS,
     IntentDataConfig,
     IntentSamples,
     IntentSequences,
@@ -56,7 +57,8 @@ from generative.intent.train import (
 )
 
 __all__ = [
-    "ADAPTER_PARAMS", "HONOR", "METRIC_NAMES", "MOBILE", "STRATEGIES", "Backbone",
+    "ADAPTER_PARAMS", "HONOR", "METRIC_NAMES", "MOBILE", "SPLIT_UNITS", "STRATEGIES",
+    "Backbone",
     "BackboneConfig", "FirstOrderMarkov", "IndividualConfig", "IntentDataConfig",
     "IntentModelConfig", "IntentPredictor", "IntentSamples", "IntentSequences", "IntentVocab",
     "MostFrequent", "ProtocolConfig", "ProtocolData", "TrainConfig", "UserAdapter",

@@ -326,21 +326,29 @@ def split_users(n_users: int, n_individual: int, seed: int = 0,
     return sorted(set(order) - set(held)), sorted(held)
 
 
-def split_earlier_later(samples: IntentSamples, seqs: IntentSequences,
-                        tune_fraction: float = 0.5) -> tuple[IntentSamples, IntentSamples]:
-    """Per user: targets in the earlier hours tune, the later hours test.
+SPLIT_UNITS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
+_MONDAY_S = 3 * 86400  # 1970-01-01 was a Thursday: shifting by 3 days starts weeks on Monday
 
-    Hours are ordered in time; a user's first ceil(tune_fraction * n_hours) distinct target
-    hours are tuning hours. Users with a single hour keep it for tuning only.
+
+def split_earlier_later(samples: IntentSamples, seqs: IntentSequences,
+                        tune_fraction: float = 0.5,
+                        unit: str = "hour") -> tuple[IntentSamples, IntentSamples]:
+    """Per user: targets in the earlier periods tune, the later periods test.
+
+    A period is one ``unit`` of ``SPLIT_UNITS`` (weeks run Monday to Sunday); periods are
+    ordered in time and a user's first ceil(tune_fraction * n_periods) distinct target periods
+    are tuning periods, so no period is in both. Users with a single period keep it for tuning.
     """
-    hour = np.floor(seqs.time_s[samples.position.numpy()] / 3600.0)
+    if unit not in SPLIT_UNITS:
+        raise ValueError(f"unit must be one of {', '.join(SPLIT_UNITS)}, got {unit!r}")
+    period = np.floor((seqs.time_s[samples.position.numpy()] + _MONDAY_S) / SPLIT_UNITS[unit])
     user = samples.user.numpy()
     tune = np.zeros(len(samples), dtype=bool)
     for k in np.unique(user):
         mine = user == k
-        hours = np.unique(hour[mine])
-        n_tune = len(hours) if len(hours) < 2 else min(len(hours) - 1,
-                                                       int(np.ceil(tune_fraction * len(hours))))
-        tune[mine] = hour[mine] <= hours[n_tune - 1]
+        periods = np.unique(period[mine])
+        n_tune = len(periods) if len(periods) < 2 else min(
+            len(periods) - 1, int(np.ceil(tune_fraction * len(periods))))
+        tune[mine] = period[mine] <= periods[n_tune - 1]
     mask = torch.from_numpy(tune)
     return samples.subset(mask), samples.subset(~mask)

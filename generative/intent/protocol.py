@@ -1,7 +1,8 @@
-"""The evaluation protocol: population users vs held-out users, earlier vs later hours.
+"""The evaluation protocol: population users vs held-out users, earlier vs later periods.
 
 Population = most users (cloud-side tuning and distillation); individual = ``n_individual``
-held-out users whose earlier hours tune their adapter and whose later hours are the test set.
+held-out users whose earlier periods (hours, days or weeks) tune their adapter and whose later
+periods are the test set.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from uscope.synth.guard import require_real
 @dataclass
 class ProtocolConfig:
     n_individual: int = 200      # held-out users for individual-level tuning
-    tune_fraction: float = 0.5   # share of each held-out user's hours used for tuning
+    tune_fraction: float = 0.5   # share of each held-out user's periods used for tuning
+    split_unit: str = "hour"     # the period of the earlier/later split (data.SPLIT_UNITS)
     seed: int = 0
     fold: int = 0                # which disjoint block of held-out users (cross-validation)
 
@@ -71,17 +73,17 @@ def build_protocol(events: pd.DataFrame, data_config: IntentDataConfig,
     population_users, individual_users = split_users(len(seqs.user_ids), config.n_individual,
                                                      config.seed, config.fold)
     individual = build_samples(seqs, data_config, individual_users)
-    tune, test = split_earlier_later(individual, seqs, config.tune_fraction)
+    tune, test = split_earlier_later(individual, seqs, config.tune_fraction, config.split_unit)
     return ProtocolData(data_config, vocab, seqs, build_samples(seqs, data_config,
                                                                 population_users), tune, test)
 
 
 def validation_protocol(data: ProtocolData, n_valid: int = 100, seed: int = 1,
-                        tune_fraction: float = 0.5) -> ProtocolData:
+                        tune_fraction: float = 0.5, split_unit: str = "hour") -> ProtocolData:
     """A validation copy of the protocol drawn from the population devices only.
 
     ``n_valid`` population devices leave the population and play the held-out role (their
-    earlier hours tune, their later hours validate); the real held-out devices' windows are
+    earlier periods tune, their later periods validate); the real held-out devices' windows are
     not used at all. Hyper-parameters are chosen on this split, never on ``data.test``.
     """
     users = torch.unique(data.population.user)
@@ -89,7 +91,8 @@ def validation_protocol(data: ProtocolData, n_valid: int = 100, seed: int = 1,
         raise ValueError(f"n_valid must be in 1..{len(users) - 1}, got {n_valid}")
     order = torch.randperm(len(users), generator=torch.Generator().manual_seed(seed))
     valid = torch.isin(data.population.user, users[order[:n_valid]])
-    tune, test = split_earlier_later(data.population.subset(valid), data.seqs, tune_fraction)
+    tune, test = split_earlier_later(data.population.subset(valid), data.seqs, tune_fraction,
+                                     split_unit)
     return ProtocolData(data.data_config, data.vocab, data.seqs, data.population.subset(~valid),
                         tune, test)
 

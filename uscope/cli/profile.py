@@ -159,6 +159,8 @@ def profile(
         if engine == "local" and (address is not None or workers != 1):
             raise ValueError("--address and --workers apply to --engine ray")
         shard_spec = parse_shard(shard)
+        if kv_cache_gib is not None and backend != "vllm":
+            raise ValueError(f"--kv-cache-gib applies to the vllm backend, not {backend!r}")
         if adapter and backend not in ("transformers", "vllm"):
             raise ValueError(f"--adapter applies to the transformers and vllm backends, not "
                              f"{backend!r}")

@@ -59,6 +59,12 @@ def encoder_label(name_or_path: str | os.PathLike | None = None, precision: str 
     return base if precision == "fp32" or base.endswith(suffix) else base + suffix
 
 
+def label_precision(label: str) -> str:
+    """The precision an ``encoder_label`` names: its ``@precision`` suffix, else "fp32"."""
+    suffix = label.rsplit("@", 1)[-1] if "@" in label else "fp32"
+    return suffix if suffix in PRECISIONS else "fp32"
+
+
 def _to_bf16(model: Any) -> Any:
     """``model`` with its first module (the transformer) in bfloat16 and that module's outputs
     cast back to float32, so pooling and normalisation still run in float32."""

@@ -26,6 +26,7 @@ import pandas as pd
 from uscope.data.items import item_column
 from uscope.data.schema import DataError, empty_events, validate_events
 from uscope.profile import ProfileEncoder, ProfileSet, profile_users
+from uscope.profile.encoder import label_precision
 from uscope.recommend.collaborative import ANCHORS
 from uscope.recommend.hybrid import HybridStrategy
 from uscope.recommend.strategies import (
@@ -127,9 +128,17 @@ class Recommender:
 
     @property
     def encoder(self) -> ProfileEncoder:
-        """The sentence encoder for unseen histories, loaded on first use."""
+        """The sentence encoder for unseen histories, loaded on first use at the precision the
+        catalogue's profiles were embedded with (their ``encoder`` label), whatever this
+        machine's default: a recommender saved on a bf16 machine embeds new users in bf16."""
         if not isinstance(self._encoder, ProfileEncoder):
-            self._encoder = ProfileEncoder(self._encoder)
+            labels = set(self.profiles.frame["encoder"])
+            precisions = {label_precision(label) for label in labels}
+            if len(precisions) > 1:
+                raise DataError(f"the profiles were embedded at several precisions "
+                                f"({', '.join(sorted(labels))}): re-embed them with one encoder",
+                                field="encoder")
+            self._encoder = ProfileEncoder(self._encoder, precision=precisions.pop())
         return self._encoder
 
     def _query(self, user_or_history: str | pd.DataFrame, context: dict | None) -> Query:
