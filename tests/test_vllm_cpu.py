@@ -202,6 +202,7 @@ def test_vllm_serve_behind_the_openai_backend_writes_the_same_rows(server, event
         out = tmp_path / f"{mode}.parquet"
         done = run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "openai",
                    "--base-url", server, "--model", "dpo", "--batch-size", str(N_USERS),
+                   "--timeout", "300",  # a shared 2-core CPU: 4 grounded prompts in one batch
                    "--no-progress", *extra)
         served = ProfileSet.load(out)
         same_rows(served, reference[mode], "openai")
