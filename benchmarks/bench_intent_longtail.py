@@ -81,6 +81,21 @@ def run_fold(args, fold: int, cache_dir: Path) -> Path:
     return path
 
 
+def model_label(name: str) -> str:
+    """The table label of a cached score array (``strategy/...`` or ``baseline/...``)."""
+    kind, rest = name.split("/", 1)
+    return rest if kind == "baseline" else f"PITuning student, device tuning: {rest}"
+
+
+def validation_rows(path: Path) -> tuple[list[dict], int]:
+    """Every model's metrics on a fold cached by a ``--validation N`` run (population users in
+    the held-out role), and how many users played that role."""
+    cached = np.load(path)
+    names = [k for k in cached.files if k.startswith(("strategy/", "baseline/"))]
+    return ([{"model": model_label(name), **fmt(intent_metrics(cached["y"], cached[name]))}
+             for name in names], int(cached["held_out_users"]))
+
+
 def rare_hits(y, device, predictions: dict, rare: list[int]):
     """Per device: (windows of each rare intent (D, R), hits of each strategy (S, D, R))."""
     devices = np.unique(device)
@@ -157,6 +172,9 @@ def seen_rows(y, seen, predictions: dict, counts, sizes=(3, 8)) -> list[dict]:
 def main() -> None:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--folds", type=int, nargs="+", default=None, help="default 0-5")
+    extra.add_argument("--validation-cache", type=Path, default=None, metavar="NPZ",
+                       help="a fold cached by a --validation N run of this script: reported "
+                            "beside the test folds as the split that checked the settings")
     extra.add_argument("--cache-dir", type=Path, default=None,
                        help="default runs/intent_longtail (--quick: a temporary folder)")
     own, rest = extra.parse_known_args()
@@ -202,9 +220,8 @@ def main() -> None:
                             f"[{low:+.3f}, {high:+.3f}]): **{'met' if first > mean else 'not met'}"
                             f"**{'' if low > 0 or first <= mean else ' on the point estimate; the interval includes 0'}")
 
-    overall = [{"model": name.split("/", 1)[1] if name.startswith("baseline/") else
-                f"PITuning student, device tuning: {name.split('/', 1)[1]}",
-                **fmt(intent_metrics(y, scores[name]))} for name in names]
+    overall = [{"model": model_label(name), **fmt(intent_metrics(y, scores[name]))}
+               for name in names]
     fold_rows = [{"fold": k, "held-out devices": int(f["held_out_users"]),
                   "test windows": len(f["y"]),
                   **{f"{label} Prec_m / Rec_m": "{Prec_m:.3f} / {Rec_m:.3f}".format(
@@ -227,6 +244,13 @@ def main() -> None:
     tails_seen = seen_rows(y, np.concatenate([part for part, _ in seen]), predictions, counts)
     body = render(args, loaded.label, own, folds, y, intents, rare, counts, verdicts, rare_rows,
                   (tails, tails_seen), overall, fold_rows)
+    if own.validation_cache is not None:
+        rows, n_valid = validation_rows(own.validation_cache)
+        body += ("\n\n### Validation split (checked before the test folds were read)\n\n"
+                 f"{n_valid} population users play the held-out role (`--validation "
+                 f"{n_valid}`; the test folds' users are not used); their earlier "
+                 f"{args.split_unit}s tune, their later ones validate. Same settings as "
+                 f"above.\n\n" + markdown_table(rows))
     report(args, loaded, "intent-longtail", "PITuning long-tail intents across device folds "
            "(Fig. 8)", body)
 
