@@ -246,11 +246,11 @@ def main() -> None:
                   (tails, tails_seen), overall, fold_rows)
     if own.validation_cache is not None:
         rows, n_valid = validation_rows(own.validation_cache)
-        body += ("\n\n### Validation split (checked before the test folds were read)\n\n"
+        body += ("\n\n### Validation split\n\n"
                  f"{n_valid} population users play the held-out role (`--validation "
                  f"{n_valid}`; the test folds' users are not used); their earlier "
-                 f"{args.split_unit}s tune, their later ones validate. Same settings as "
-                 f"above.\n\n" + markdown_table(rows))
+                 f"{args.split_unit}s tune, their later ones validate. Same settings as above; "
+                 "no setting was chosen on the test folds.\n\n" + markdown_table(rows))
     report(args, loaded, "intent-longtail", "PITuning long-tail intents across device folds "
            "(Fig. 8)", body)
 
