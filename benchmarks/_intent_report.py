@@ -103,7 +103,7 @@ def profiles_text(args) -> str:
 
 def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings,
            verdicts) -> str:
-    unit = getattr(args, "split_unit", "hour")
+    unit = args.split_unit
     setup = (
         f"Data: {label}, {summary['users']} devices; {setting_text(args, summary)}. "
         f"Population: {summary['population_samples']:,} windows of "

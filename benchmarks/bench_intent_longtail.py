@@ -244,13 +244,6 @@ def main() -> None:
     tails_seen = seen_rows(y, np.concatenate([part for part, _ in seen]), predictions, counts)
     body = render(args, loaded.label, own, folds, y, intents, rare, counts, verdicts, rare_rows,
                   (tails, tails_seen), overall, fold_rows)
-    if own.validation_cache is not None:
-        rows, n_valid = validation_rows(own.validation_cache)
-        body += ("\n\n### Validation split\n\n"
-                 f"{n_valid} population users play the held-out role (`--validation "
-                 f"{n_valid}`; the test folds' users are not used); their earlier "
-                 f"{args.split_unit}s tune, their later ones validate. Same settings as above; "
-                 "no setting was chosen on the test folds.\n\n" + markdown_table(rows))
     report(args, loaded, "intent-longtail", "PITuning long-tail intents across device folds "
            "(Fig. 8)", body)
 
@@ -298,7 +291,20 @@ def render(args, label, own, folds, y, intents, rare, counts, verdicts, rare_row
          "before:"), markdown_table(tails[1]), unseen_text(tails[1]),
         f"### Overall, pooled over the folds (held-out devices, later {args.split_unit}s)",
         markdown_table(overall), "### Per fold", markdown_table(fold_rows),
-        "Minutes: one fold's training, tuning and scoring on 1 thread of the shared 2-core CPU."])
+        "Minutes: one fold's training, tuning and scoring on 1 thread of the shared 2-core CPU.",
+        *validation_text(args, own.validation_cache)])
+
+
+def validation_text(args, path: Path | None) -> list[str]:
+    """The ``--validation-cache`` fold's heading, sentence and table (nothing without one)."""
+    if path is None:
+        return []
+    rows, n_valid = validation_rows(path)
+    sentence = (f"{n_valid} population users play the held-out role (`--validation "
+                f"{n_valid}`; the test folds' users are not used); their earlier "
+                f"{args.split_unit}s tune, their later ones validate. Same settings as above; "
+                "no setting was chosen on the test folds.")
+    return ["### Validation split", sentence, markdown_table(rows)]
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ def test_weekly_split_on_real_foursquare_keeps_whole_weeks_apart(shared_data):
     with pytest.raises(ValueError, match="unit must be one of hour, day, week"):
         split_earlier_later(samples, seqs, unit="month")
 
+
 def test_real_netfp_sequences(netfp_events):
     events, _ = netfp_events
     part = events[events["user_id"].isin(events["user_id"].unique()[:50])]

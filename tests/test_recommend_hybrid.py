@@ -154,7 +154,6 @@ def test_fit_save_load_round_trip(groups, tmp_path):
         Recommender.load(tmp_path / "other.pkl")
 
 
-
 def test_loaded_recommender_embeds_new_users_at_its_profiles_precision(groups, tmp_path):
     """The catalogue's encoder label decides the precision of a newcomer's embedding, not the
     loading machine's default; profiles of mixed precisions are refused."""
@@ -171,6 +170,7 @@ def test_loaded_recommender_embeds_new_users_at_its_profiles_precision(groups, t
     mixed = profiles.frame.assign(encoder=["m@bf16"] + ["m"] * (len(profiles.frame) - 1))
     with pytest.raises(DataError, match="several precisions"):
         _ = Recommender(ProfileSet(mixed), events).encoder
+
 
 def test_run_evaluation_validation_and_test_users(groups):
     """Validation and test users never overlap; every strategy is scored on the same users;

@@ -61,8 +61,8 @@ def encoder_label(name_or_path: str | os.PathLike | None = None, precision: str 
 
 def label_precision(label: str) -> str:
     """The precision an ``encoder_label`` names: its ``@precision`` suffix, else "fp32"."""
-    suffix = label.rsplit("@", 1)[-1] if "@" in label else "fp32"
-    return suffix if suffix in PRECISIONS else "fp32"
+    base, _, suffix = label.rpartition("@")
+    return suffix if base and suffix in PRECISIONS else "fp32"
 
 
 def _to_bf16(model: Any) -> Any:
