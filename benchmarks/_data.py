@@ -47,6 +47,7 @@ NEEDS: dict[str, list[tuple[str, ...]]] = {
     "bench_data": [("times",)],
     "bench_profile": [("apps",), ("place_categories",)],  # intents: app or place categories
     "bench_umask": [("times",)],
+    "bench_umask_months": [("times", "coordinates")],
     "validate_umask_sampler": [("times",)],
     "bench_intent": list(INTENT_NEEDS.values()),
     "bench_intent_device": list(INTENT_NEEDS.values()),

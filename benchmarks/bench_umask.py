@@ -98,33 +98,41 @@ How to read these tables:
 """
 
 
+def train_model(data: BenchData, train_idx: torch.Tensor, seed: int, args, *, policy: str,
+                h: torch.Tensor | None = None, tasks=None, patch_t: int | None = None,
+                centred: list[str] | None = None, label: str = "") -> UMaskCompleter:
+    """One completion model (U-MASK or, with policy="fixed", the RQ2 control) on the training
+    users, early-stopped on a share of them; ``h`` replaces the data's h_u (RQ4 controls)."""
+    V, O = torch.from_numpy(data.values), torch.from_numpy(data.observed)
+    H = torch.from_numpy(data.h) if h is None else h
+    C, T, Hh, W = V.shape[1:]
+    cfg = DIT_PRESETS[args.preset](channels=C, n_slots=T, height=Hh, width=W,
+                                   patch=(patch_t or data_patch(T), Hh, W), user_dim=H.shape[1],
+                                   tasks=tasks, mask_policy=policy)
+    cfg.channel_names, cfg.channel_groups = data.channel_names, data.groups
+    cfg.umask.set_centred(centred_tasks(data, args) if centred is None else centred)
+    cfg.umask.centre_weighting = args.centre_weighting
+    torch.manual_seed(seed)
+    model = UMaskCompleter(cfg)
+    t0 = time.perf_counter()
+    hist = fit(model, V[train_idx], O[train_idx], H[train_idx],
+               TrainConfig(steps=args.steps, batch_size=getattr(args, "batch_size", 64),
+                           seed=seed,
+                           log_every=args.val_every if args.val_fraction else args.steps,
+                           val_fraction=args.val_fraction, h_noise=args.h_noise,
+                           ema_decay=args.ema))
+    model.train_seconds = time.perf_counter() - t0
+    model.best_step = hist[-1].get("best_step", args.steps)
+    model.set_reference(H[train_idx][:256])
+    print(f"  trained {label or policy} in {model.train_seconds:.0f}s (kept step "
+          f"{model.best_step}); rho_tau = "
+          f"{[round(r, 3) for r in model.umask.ratio.base_ratio().tolist()]}", flush=True)
+    return model
+
+
 def train_pair(data: BenchData, train_idx: torch.Tensor, seed: int, args) -> dict:
-    V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
-               torch.from_numpy(data.h))
-    models = {}
-    for name, policy in [("U-MASK", "adaptive"), (CONTROL, "fixed")]:
-        C, T, Hh, W = V.shape[1:]
-        cfg = DIT_PRESETS[args.preset](channels=C, n_slots=T, height=Hh, width=W,
-                                       patch=(data_patch(T), Hh, W), user_dim=H.shape[1],
-                                       mask_policy=policy)
-        cfg.channel_names, cfg.channel_groups = data.channel_names, data.groups
-        cfg.umask.set_centred(centred_tasks(data, args))
-        cfg.umask.centre_weighting = args.centre_weighting
-        torch.manual_seed(seed)
-        model = UMaskCompleter(cfg)
-        t0 = time.perf_counter()
-        hist = fit(model, V[train_idx], O[train_idx], H[train_idx],
-                   TrainConfig(steps=args.steps, batch_size=64, seed=seed,
-                               log_every=args.val_every if args.val_fraction else args.steps,
-                               val_fraction=args.val_fraction, h_noise=args.h_noise,
-                               ema_decay=args.ema))
-        model.train_seconds = time.perf_counter() - t0
-        model.best_step = hist[-1].get("best_step", args.steps)
-        model.set_reference(H[train_idx][:256])
-        models[name] = model
-        print(f"  trained {name} in {model.train_seconds:.0f}s (kept step {model.best_step}); rho_tau = "
-              f"{[round(r, 3) for r in model.umask.ratio.base_ratio().tolist()]}", flush=True)
-    return models
+    return {name: train_model(data, train_idx, seed, args, policy=policy, label=name)
+            for name, policy in [("U-MASK", "adaptive"), (CONTROL, "fixed")]}
 
 
 def data_patch(T: int) -> int:

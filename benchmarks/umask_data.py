@@ -94,3 +94,80 @@ def load_data(args, dataset: str | None = None) -> tuple[BenchData, object]:
     loaded = load_for_benchmark(args, NEEDS["bench_umask"][0], "bench_umask", options={
         SIMULATED: {"n_users": args.sim_users, "days": 2}})
     return bench_data(loaded, args.embedding), loaded
+
+
+@dataclass
+class Horizon:
+    """The long-horizon layout of ``bench_umask_months``: weeks of slots, a spatial
+    tessellation (eq. 1) and the three tasks in days and weeks."""
+
+    weeks: int = 8
+    slot_hours: int = 3
+    spatial: str = "clusters"          # "latlon" (a lat/lon grid) or "clusters" (k-means)
+    grid: tuple[int, int] = (3, 3)
+    short_days: int = 1                # short term: the next day
+    long_weeks: int = 2                # long term and cold start: the last weeks
+    cold_days: float = 3.0             # cold start: evidence worth this many days
+
+    @property
+    def slots_per_day(self) -> int:
+        return 24 // self.slot_hours
+
+    @property
+    def n_slots(self) -> int:
+        return self.weeks * 7 * self.slots_per_day
+
+    def tasks(self):
+        """Short term, long term and cold start over this layout (generative.config)."""
+        from generative.config import TaskConfig
+
+        short = self.short_days * self.slots_per_day
+        long = self.long_weeks * 7 * self.slots_per_day
+        history_days = (self.weeks - self.long_weeks) * 7
+        cold = self.cold_days / history_days * (self.n_slots - long) / self.n_slots
+        return [TaskConfig("short_term", horizon=short, init_ratio=0.75, recency=6.0),
+                TaskConfig("long_term", horizon=long, init_ratio=0.45, recency=2.0),
+                TaskConfig("cold_start", horizon=long, init_ratio=cold, max_ratio=1.5 * cold,
+                           cold=True)]
+
+
+def months_data(data: LoadedDataset, layout: Horizon, embedding: str = "uscope") -> BenchData:
+    """Tensors over the first ``layout.weeks`` weeks of every user tracked that long.
+
+    Slot 0 is the Monday of the earliest event; a user's weeks are all observed (check-in
+    logs: a slot without a check-in is a zero), users with fewer weeks are left out and
+    counted. Cells come from coordinates, so events without them (StudentLife's app uses) are
+    set aside and counted in the name. h_u sees only the history window before the long-term
+    target weeks.
+    """
+    from uscope.data import TensorConfig, build_tensors
+
+    placed = data.events["latitude"].notna() & data.events["longitude"].notna()
+    events = data.events[placed]
+    start = events["timestamp"].min().normalize()
+    start -= pd.Timedelta(days=start.weekday())
+    weeks_seen = (events.groupby("user_id")["timestamp"].max() - start).dt.days // 7 + 1
+    keep = weeks_seen.index[weeks_seen >= layout.weeks]
+    if len(keep) < 10:
+        raise SystemExit(f"{data.label}: only {len(keep)} users span {layout.weeks} weeks")
+    events = events[events["user_id"].isin(keep)]
+    config = TensorConfig(slot_minutes=60 * layout.slot_hours, n_slots=layout.n_slots,
+                          start=start.isoformat(), spatial=layout.spatial, grid=layout.grid,
+                          observed="all")
+    bt = build_tensors(events, config)
+    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
+    h, how = _embeddings(events, bt, history, config.slot_minutes, embedding)
+    dropped = len(weeks_seen) - len(keep)
+    name = (f"{data.label} ({dropped} users with fewer than {layout.weeks} weeks left out"
+            + (f"; {int((~placed).sum()):,} events without coordinates set aside)"
+               if not placed.all() else ")"))
+    return BenchData(name, bt.values, bt.observed_mask, h, bt.channel_groups, bt.channel_names,
+                     how, season=7 * layout.slots_per_day, key=data.spec.name,
+                     h_kind=embedding)
+
+
+def noise_embedding(h: np.ndarray, seed: int) -> np.ndarray:
+    """RQ4 control: h_u replaced by Gaussian noise with the same per-dimension mean and std,
+    drawn independently of behaviour (one fixed vector per user)."""
+    rng = np.random.default_rng(10_000 + seed)
+    return (h.mean(0) + h.std(0) * rng.standard_normal(h.shape)).astype(np.float32)

@@ -13,8 +13,10 @@ from torch import Tensor
 
 from generative.baselines import historical_average, population_mean, seasonal_naive
 from generative.completion import UMaskCompleter
-from generative.tasks import task_masks
+from generative.config import TaskConfig
+from generative.tasks import TaskMasks, task_masks
 from generative.umask.topk import fixed_random_mask
+from generative.uncertainty import sample_scores
 
 
 def group_errors(pred: Tensor, truth: Tensor, target_mask: Tensor,
@@ -32,11 +34,21 @@ def group_errors(pred: Tensor, truth: Tensor, target_mask: Tensor,
     return out
 
 
+def baseline_evidence(tm: TaskMasks, task: TaskConfig, seed: int) -> Tensor:
+    """What the non-U-MASK methods see: the whole history window for warm tasks, the fixed-mask
+    control's uniform random budget (rho_tau's initial value) for cold start."""
+    if task.cold:
+        return fixed_random_mask(tm.candidates, task.init_ratio,
+                                 torch.Generator().manual_seed(seed))
+    return tm.candidates
+
+
 def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor, h: Tensor,
             task: str, *, train_values: Tensor, train_scored: Tensor, groups: dict[str, list[int]],
             scored: Tensor | None = None, season: int = 24, n_samples: int = 5,
             sampler: str = "ddim", steps: int | None = 20, seed: int = 0,
-            budget_matched: tuple[str, str] | None = None
+            budget_matched: tuple[str, str] | None = None,
+            uncertainty: tuple[int, int] | None = None
             ) -> dict[str, dict[str, dict[str, float]]]:
     """Errors of every model and baseline for ``task`` on test users: {method: {group: metrics}}.
 
@@ -45,6 +57,9 @@ def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor,
     ``budget_matched=(adaptive, fixed)`` adds the row "<fixed> (matched budget)": the fixed-mask
     model completing from uniform random evidence of the same size as the adaptive model's mean
     revealed budget, so a gain of the adaptive mask cannot come from revealing more.
+    ``uncertainty=(steps, n)`` adds each model's CRPS and 50% / 90% interval coverage from n
+    DDIM samples of ``steps`` steps drawn from the same evidence (a one-step DDIM returns the
+    posterior mean for every noise draw, so its samples carry no spread).
     """
     scored = observed if scored is None else scored
     any_model = next(iter(models.values()))
@@ -71,13 +86,15 @@ def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor,
         rmse = group_errors(comp.samples.mean(0), values, tm.target, groups)
         mae = group_errors(comp.median, values, tm.target, groups)
         results[name] = {g: {"rmse": rmse[g]["rmse"], "mae": mae[g]["mae"]} for g in rmse}
+        if uncertainty is not None:
+            spread = model.complete(values, observed, h, task, n_samples=uncertainty[1],
+                                    sampler=sampler, steps=uncertainty[0], seed=seed,
+                                    evidence_mask=comp.evidence_mask)
+            for g, scores in sample_scores(spread.samples, values, tm.target, groups).items():
+                results[name][g].update(scores)
         results[name]["_evidence_ratio"] = {"mean": float(comp.evidence_mask.sum((1, 2, 3)).mean()
                                                           / tm.candidates[0].numel())}
-    if cfg_task.cold:
-        evidence = fixed_random_mask(tm.candidates, cfg_task.init_ratio,
-                                     torch.Generator().manual_seed(seed))
-    else:
-        evidence = tm.candidates
+    evidence = baseline_evidence(tm, cfg_task, seed)
     pop = population_mean(train_values, train_scored)
     ha = historical_average(values, evidence, pop)
     history = values.shape[2] - cfg_task.horizon

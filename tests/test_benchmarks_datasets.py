@@ -32,6 +32,8 @@ CASES = [
     ("bench_data", "foursquare-nyc", ()),
     ("bench_umask", "netfp", ()),
     ("bench_umask", "foursquare-nyc", ()),
+    ("bench_umask_months", "foursquare-nyc", ()),   # weeks of 3-hour slots, place clusters
+    ("bench_umask_months", "studentlife", ()),
     ("validate_umask_sampler", "netfp", ()),
     ("validate_umask_sampler", "simulated", ()),
     ("bench_intent", "netfp", ()),
@@ -120,6 +122,7 @@ def refusal(done: subprocess.CompletedProcess) -> str:
     ("bench_synth", "foursquare-nyc", "apps"),      # app-place pairs, check-ins have no app
     ("bench_tuning", "netfp", "place_categories"),  # its location task
     ("bench_intent", "frappe", "times"),            # context buckets, no timestamps
+    ("bench_umask_months", "netfp", "coordinates"),  # its cells come from coordinates
 ])
 def test_benchmark_refuses_a_dataset_lacking_a_field(tmp_path, script, dataset, field):
     line = refusal(run(command(script, dataset, ()), tmp_path))

@@ -86,3 +86,17 @@ def test_simulate_events_per_day(tmp_path):
     assert 0.75 * 7 * 200 < len(events) < 1.25 * 7 * 200 and "SIMULATED" in done.stdout
     bad = uscope("simulate", "--out", tmp_path / "bad", "--events-per-day", 0)
     assert bad.returncode == 2 and "events_per_day must be a positive" in bad.stderr
+
+
+def test_tensors_on_place_clusters_of_real_foursquare(tmp_path, shared_data):
+    """`uscope tensors --spatial clusters --grid H W`: k-means place cells, centres saved."""
+    read = uscope("read", shared_data / "foursquare_nyc", "--out", tmp_path / "f.parquet")
+    assert read.returncode == 0, read.stderr
+    built = uscope("tensors", tmp_path / "f.parquet", "--out", tmp_path / "x.npz",
+                   "--slot-minutes", 180, "--slots", 56, "--spatial", "clusters",
+                   "--grid", 2, 3)
+    assert built.returncode == 0, built.stderr
+    assert "124 users" in built.stdout and "11 x 56 x 2 x 3" in built.stdout
+    from uscope.data import BehaviourTensors
+
+    assert len(BehaviourTensors.load(tmp_path / "x.npz").config.cluster_centres) == 6

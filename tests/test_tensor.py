@@ -189,3 +189,36 @@ def test_validate_unsorted_keeps_rows_and_input():
     assert kept["user_id"].tolist() == ["b", "a"] and kept["app"].tolist() == ["x", "y"]
     assert raw["app"].tolist() == [" x ", "y"]  # the caller's table is untouched
     assert validate_events(raw)["user_id"].tolist() == ["a", "b"]
+
+
+def test_place_clusters_nearest_centre_order_and_reuse(tmp_path):
+    """spatial="clusters" (eq. 1's place tessellation): every event lands in the cell of its
+    nearest k-means centre, cells run north to south, and the fitted centres are kept in the
+    result's config so another table is cut the same way (also after save / load)."""
+    rng = np.random.default_rng(0)
+    sites = np.array([[40.90, -73.90], [40.60, -74.00], [40.75, -73.70]])   # north, south, east
+    pick = rng.integers(0, 3, 300)
+    coords = sites[pick] + rng.normal(0, 0.005, (300, 2))
+    events = validate_events(pd.DataFrame({
+        "user_id": rng.choice(["a", "b", "c"], 300),
+        "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 48, 300), "h"),
+        "location_id": [f"v{i}" for i in range(300)], "location_category": "Food",
+        "latitude": coords[:, 0], "longitude": coords[:, 1]}))
+    config = TensorConfig(slot_minutes=60, n_slots=48, spatial="clusters", grid=(1, 3),
+                          observed="all")
+    batch = build_tensors(events, config)
+    assert config.cluster_centres is None            # the caller's config is left alone
+    centres = np.array(batch.config.cluster_centres)
+    assert centres[:, 0].tolist() == sorted(centres[:, 0], reverse=True)   # north first
+    assert np.abs(centres - sites[[0, 2, 1]]).max() < 0.01
+    raw = batch.denormalize(batch.values)[:, batch.channel_names.index("visit:Food")]
+    per_cell = raw.sum(axis=(0, 1))[0]                   # (W,) visits of the one row of cells
+    assert np.allclose(per_cell, [(pick == k).sum() for k in (0, 2, 1)])
+    batch.save(tmp_path / "x.npz")
+    again = build_tensors(events.iloc[:50], BehaviourTensors.load(tmp_path / "x.npz").config)
+    assert np.array_equal(np.array(again.config.cluster_centres), centres)
+    with pytest.raises(DataError, match="coordinates") as err:
+        gap = np.arange(300) == 7
+        build_tensors(events.assign(latitude=events["latitude"].mask(gap),
+                                    longitude=events["longitude"].mask(gap)), config)
+    assert err.value.field == "latitude" and err.value.line == 7

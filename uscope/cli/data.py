@@ -104,14 +104,18 @@ def tensors(
     out: Annotated[Path, typer.Option(help="Output .npz (a .json sidecar is written too).")],
     slot_minutes: Annotated[int, typer.Option(help="Slot length in minutes.")] = 15,
     slots: Annotated[int, typer.Option(help="Number of time slots T.")] = 192,
-    spatial: Annotated[str, typer.Option(help="categories | latlon")] = "categories",
+    spatial: Annotated[str, typer.Option(
+        help="categories | latlon (a lat/lon grid) | clusters (k-means place clusters)")
+    ] = "categories",
+    grid: Annotated[tuple[int, int] | None, typer.Option(
+        help="H W cells of latlon or clusters (default 8 8 and 3 3)")] = None,
 ) -> None:
     """Build behaviour tensors X_u (C x T x H x W) with observed masks and save them."""
     from uscope.data import TensorConfig, build_tensors
 
     frame, _ = read_any(events, None, lenient=False, rejects=None)
     batch = build_tensors(frame, TensorConfig(slot_minutes=slot_minutes, n_slots=slots,
-                                              spatial=spatial))
+                                              spatial=spatial, grid=grid))
     batch.save(out)
     typer.echo(describe_tensors(batch))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -49,8 +49,10 @@ class TensorConfig:
     slot_minutes: int = 15  # length of one time slot
     n_slots: int = 192  # T: 192 x 15 min = two days, as in the paper's datasets
     start: str | None = None  # first slot; None = midnight of the earliest event
-    spatial: Literal["categories", "latlon"] = "categories"
+    spatial: Literal["categories", "latlon", "clusters"] = "categories"
     grid: tuple[int, int] | None = None  # (H, W); None = near-square fit (categories), 8x8 latlon
+    # spatial="clusters": the H*W centres (lat, lon); None = k-means fitted on the events' places
+    cluster_centres: list[tuple[float, float]] | None = None
     observed: Literal["active_slots", "all"] = "active_slots"
     app_categories: list[str] | None = None  # fixed channel order; None = sorted from the data
     location_categories: list[str] | None = None  # fixed cell (and visit channel) order
@@ -58,8 +60,9 @@ class TensorConfig:
     def __post_init__(self) -> None:
         if self.slot_minutes <= 0 or self.n_slots <= 0:
             raise ValueError("slot_minutes and n_slots must be positive")
-        if self.spatial not in ("categories", "latlon"):
-            raise ValueError(f"spatial must be 'categories' or 'latlon', got {self.spatial!r}")
+        if self.spatial not in ("categories", "latlon", "clusters"):
+            raise ValueError("spatial must be 'categories', 'latlon' or 'clusters', got "
+                             f"{self.spatial!r}")
         if self.observed not in ("active_slots", "all"):
             raise ValueError(f"observed must be 'active_slots' or 'all', got {self.observed!r}")
 
@@ -179,12 +182,8 @@ def _cells_from_categories(events: pd.DataFrame, config: TensorConfig
 
 def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
                        ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
-    if events["latitude"].isna().any():
-        row = int(np.flatnonzero(events["latitude"].isna().to_numpy())[0])
-        raise DataError("spatial='latlon' needs coordinates on every event", line=row,
-                        field="latitude")
+    lat, lon = _coordinates(events, "latlon")
     height, width = config.grid or (8, 8)
-    lat, lon = events["latitude"].to_numpy(), events["longitude"].to_numpy()
 
     def bins(x: np.ndarray, n: int) -> np.ndarray:
         low, high = x.min(), x.max()
@@ -194,6 +193,53 @@ def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
     row, col = height - 1 - bins(lat, height), bins(lon, width)  # north at the top
     names = [f"r{r}c{c}" for r in range(height) for c in range(width)]
     return row * width + col, names, (height, width)
+
+
+def _coordinates(events: pd.DataFrame, spatial: str) -> tuple[np.ndarray, np.ndarray]:
+    if events["latitude"].isna().any():
+        row = int(np.flatnonzero(events["latitude"].isna().to_numpy())[0])
+        raise DataError(f"spatial={spatial!r} needs coordinates on every event", line=row,
+                        field="latitude")
+    return events["latitude"].to_numpy(), events["longitude"].to_numpy()
+
+
+def fit_place_clusters(lat: np.ndarray, lon: np.ndarray, n_clusters: int,
+                       seed: int = 0) -> list[tuple[float, float]]:
+    """k-means centres of the distinct (lat, lon) places, north to south then west to east.
+
+    Distances are taken with longitude scaled by cos(mean latitude), so a cluster is round on
+    the ground; every distinct place counts once, however often it is visited.
+    """
+    from sklearn.cluster import KMeans
+
+    places = np.unique(np.column_stack([lat, lon]), axis=0)
+    if len(places) < n_clusters:
+        raise DataError(f"{n_clusters} place clusters need at least as many distinct places; "
+                        f"the events have {len(places)}", field="latitude")
+    squash = math.cos(math.radians(float(places[:, 0].mean())))
+    km = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed)
+    km.fit(places * [1.0, squash])
+    centres = km.cluster_centers_ / [1.0, squash]
+    order = np.lexsort((centres[:, 1].round(6), -centres[:, 0].round(6)))
+    return [(float(a), float(b)) for a, b in centres[order]]
+
+
+def _cells_from_clusters(events: pd.DataFrame, config: TensorConfig
+                         ) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+    lat, lon = _coordinates(events, "clusters")
+    height, width = config.grid or (3, 3)
+    if config.cluster_centres is None:
+        config.cluster_centres = fit_place_clusters(lat, lon, height * width)
+    centres = np.asarray(config.cluster_centres, dtype=np.float64)
+    if len(centres) != height * width:
+        raise ValueError(f"{len(centres)} cluster centres for a {height}x{width} grid")
+    squash = math.cos(math.radians(float(centres[:, 0].mean())))
+    cell = np.empty(len(lat), dtype=np.int64)
+    for lo in range(0, len(lat), 65536):   # nearest centre, in blocks: (block, k) distances
+        d_lat = lat[lo:lo + 65536, None] - centres[None, :, 0]
+        d_lon = (lon[lo:lo + 65536, None] - centres[None, :, 1]) * squash
+        cell[lo:lo + 65536] = np.argmin(d_lat ** 2 + d_lon ** 2, axis=1)
+    return cell, [f"k{i}" for i in range(height * width)], (height, width)
 
 
 def _category_channels(events: pd.DataFrame, config: TensorConfig
@@ -215,6 +261,10 @@ def _category_channels(events: pd.DataFrame, config: TensorConfig
     return group, names, _recode(codes, present, names)  # -1: no app (or category) on the event
 
 
+SPATIAL_CELLS = {"categories": _cells_from_categories, "latlon": _cells_from_latlon,
+                 "clusters": _cells_from_clusters}
+
+
 def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> BehaviourTensors:
     """Build X_u (eq. 1) and the observed mask for every user in the event table."""
     config = config or TensorConfig()
@@ -229,8 +279,8 @@ def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> B
     slot_index = ((events["timestamp"] - start) // slot).to_numpy(dtype=np.int64)
     inside = (slot_index >= 0) & (slot_index < config.n_slots)
 
-    cells, cell_names, (height, width) = (_cells_from_latlon if config.spatial == "latlon"
-                                          else _cells_from_categories)(events, config)
+    config = replace(config)   # a copy: fitted cluster centres go into the result's config
+    cells, cell_names, (height, width) = SPATIAL_CELLS[config.spatial](events, config)
     group, category_names, category_channel = _category_channels(events, config)
     channels = [f"{group}:{name}" for name in category_names]
     groups = {group: list(range(len(category_names)))} if category_names else {}
@@ -238,7 +288,7 @@ def build_tensors(events: pd.DataFrame, config: TensorConfig | None = None) -> B
     if has_traffic:
         groups["traffic"] = [len(channels)]
         channels.append("traffic")
-    placed_cells = config.spatial == "latlon" or cell_names[0] != ANYWHERE
+    placed_cells = config.spatial != "categories" or cell_names[0] != ANYWHERE
     placed = recorded_place(events)  # (n,) bool
     has_places = placed_cells or bool(placed.any())
     if has_places:

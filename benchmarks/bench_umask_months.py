@@ -1,0 +1,226 @@
+"""U-MASK + DiT over months of real behaviour: long horizons, space, cold start, RQ4, uncertainty.
+
+The U-MASK paper's Tables 1-6 on weeks of check-ins (issue 19): slots of a few hours over
+``--weeks`` weeks, cells from the places' coordinates (a lat/lon grid or k-means place clusters,
+eq. 1), and the tasks in days and weeks: the next day, the last two weeks, and cold start (the
+last two weeks from evidence worth a few days). Per seed, on the same held-out users, targets
+and evidence: U-MASK with the U-SCOPE h_u, with h_u replaced by noise and with the stand-in
+embedding (RQ4), the fixed-mask control and its matched budget, the PyPOTS anchors (SAITS,
+PatchTST, CSDI), historical average, weekly seasonal naive and the population mean; RMSE, MAE,
+and for sampled completions CRPS and 50% / 90% interval coverage.
+
+    python benchmarks/bench_umask_months.py --validation --spatial latlon   # model selection
+    python benchmarks/bench_umask_months.py --seeds 0 1 2 --jobs 2          # the reported run
+    python benchmarks/bench_umask_months.py --quick                         # smoke run
+
+Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-months-<name>`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
+from bench_umask import CONTROL, TASKS, split_users, train_model
+from umask_anchors import ANCHORS, anchor_samples, fit_anchor
+from umask_data import BenchData, Horizon, months_data, noise_embedding
+from umask_months_report import render
+
+from generative.evaluate import baseline_evidence, compare, group_errors
+from generative.standin import histogram_embedding
+from generative.tasks import task_masks
+from generative.uncertainty import sample_scores
+
+NOISE = "U-MASK, h_u = noise"
+STANDIN = "U-MASK, stand-in h_u"
+
+
+def layout_of(args) -> Horizon:
+    return Horizon(weeks=args.weeks, slot_hours=args.slot_hours, spatial=args.spatial,
+                   grid=tuple(args.grid), cold_days=args.cold_days)
+
+
+def rq4_embeddings(data: BenchData, layout: Horizon, seed: int) -> dict[str, torch.Tensor]:
+    """The h_u of the RQ4 rows: noise of h_u's moments, and the behaviour-histogram stand-in."""
+    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
+    standin = histogram_embedding(data.values, list(range(data.values.shape[1])), history)
+    return {NOISE: torch.from_numpy(noise_embedding(data.h, seed)),
+            STANDIN: torch.from_numpy(standin)}
+
+
+def score_anchor(samples: torch.Tensor, values, target, groups) -> dict:
+    rmse = group_errors(samples.mean(0), values, target, groups)
+    mae = group_errors(samples.median(0).values, values, target, groups)
+    out = {g: {"rmse": rmse[g]["rmse"], "mae": mae[g]["mae"]} for g in rmse}
+    if samples.shape[0] > 1:
+        for g, scores in sample_scores(samples, values, target, groups).items():
+            out[g].update(scores)
+    return out
+
+
+def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
+    """Train every model of one seed, score every task; returns the JSON-able results."""
+    V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
+               torch.from_numpy(data.h))
+    test, train = split_users(V.shape[0], seed, args.validation)
+    tasks = layout.tasks()
+    kw = {"tasks": tasks, "patch_t": args.patch_slots, "centred": args.centre}
+    models = {"U-MASK": train_model(data, train, seed, args, policy="adaptive", label="U-MASK",
+                                    **kw),
+              CONTROL: train_model(data, train, seed, args, policy="fixed", label=CONTROL, **kw)}
+    variants = {name: (train_model(data, train, seed, args, policy="adaptive", h=h, label=name,
+                                   **kw), h)
+                for name, h in rq4_embeddings(data, layout, seed).items() if name in args.rq4}
+    seconds = {name: m.train_seconds for name, m in models.items()}
+    seconds.update({name: m.train_seconds for name, (m, _) in variants.items()})
+    anchors = {}
+    long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
+    val_keep = task_masks(tasks, long_id, O[train]).candidates
+    for name in args.anchors:
+        anchors[name], seconds[name] = fit_anchor(name, V[train], O[train], val_keep, seed,
+                                                  args.anchor_epochs, args.anchor_patience,
+                                                  args.val_fraction)
+        print(f"  fitted {name} in {seconds[name]:.0f}s", flush=True)
+    common = {"train_values": V[train], "train_scored": O[train], "groups": data.groups,
+              "season": data.season, "n_samples": args.samples, "steps": args.eval_steps,
+              "seed": seed,
+              "uncertainty": (args.spread_steps, args.spread_samples)}
+    out = {"train_seconds": seconds, "sample_seconds": {}, "test": test.tolist(), "tasks": {},
+           "best_step": {name: m.best_step for name, m in models.items()}}
+    for task in TASKS:
+        t0 = time.perf_counter()
+        res = compare(models, V[test], O[test], H[test], task,
+                      budget_matched=("U-MASK", CONTROL), **common)
+        out["sample_seconds"].setdefault("U-MASK, control and matched", {})[task] = \
+            time.perf_counter() - t0
+        for name, (model, h) in variants.items():
+            res[name] = compare({name: model}, V[test], O[test], h[test], task, **common)[name]
+        tid = [t.name for t in tasks].index(task)
+        tm = task_masks(tasks, torch.full((len(test),), tid), O[test])
+        evidence = baseline_evidence(tm, tasks[tid], seed)
+        for name, model in anchors.items():
+            t0 = time.perf_counter()
+            samples = anchor_samples(name, model, V[test], evidence, args.anchor_samples)
+            out["sample_seconds"].setdefault(name, {})[task] = time.perf_counter() - t0
+            res[name] = score_anchor(samples, V[test], tm.target, data.groups)
+        out["tasks"][task] = res
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def worker_argv(args, seed: int) -> list[str]:
+    skip = {"seeds", "jobs", "worker_seed", "reuse", "quick", "no_write", "column_map", "events",
+            "format", "max_users"}
+    words = [sys.executable, __file__, "--worker-seed", str(seed)]
+    for key, value in vars(args).items():
+        if key in skip or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return words + (["--max-users", str(args.max_users)] if args.max_users else [])
+
+
+def run_all(data: BenchData, layout: Horizon, args) -> dict[int, dict]:
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    pending = [s for s in args.seeds if not (args.reuse and (work / f"{s}.json").exists())]
+    procs: list[subprocess.Popen] = []
+    for seed in pending:
+        if args.quick or args.jobs == 1:
+            (work / f"{seed}.json").write_text(json.dumps(run_seed(data, layout, seed, args)))
+            continue
+        procs.append(subprocess.Popen(worker_argv(args, seed)))
+        if len(procs) >= args.jobs:
+            procs.pop(0).wait()
+    for p in procs:
+        if p.wait():
+            raise SystemExit(f"a seed worker failed (exit {p.returncode})")
+    return {s: json.loads((work / f"{s}.json").read_text()) for s in args.seeds}
+
+
+QUICK = {"seeds": [0], "steps": 10, "preset": "umask-tiny", "samples": 2, "eval_steps": 1,
+         "val_fraction": 0.2, "val_every": 5, "weeks": 2, "max_users": 30, "anchor_epochs": 1,
+         "anchor_samples": 2, "cold_days": 1.0, "spread_samples": 4, "spread_steps": 2, "long_weeks_quick": True}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--weeks", type=int, default=8)
+    ap.add_argument("--slot-hours", type=int, default=3)
+    ap.add_argument("--spatial", choices=["latlon", "clusters"], default="clusters")
+    ap.add_argument("--grid", type=int, nargs=2, default=[3, 3], metavar=("H", "W"))
+    ap.add_argument("--cold-days", type=float, default=3.0,
+                    help="cold start: evidence worth this many days of the history window")
+    ap.add_argument("--patch-slots", type=int, default=8, help="DiT patch length t0 in slots")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--preset", default="umask-small")
+    ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--eval-steps", type=int, default=1)
+    ap.add_argument("--spread-steps", type=int, default=10,
+                    help="DDIM steps of the samples scored by CRPS and coverage")
+    ap.add_argument("--spread-samples", type=int, default=16)
+    ap.add_argument("--val-fraction", type=float, default=0.1)
+    ap.add_argument("--val-every", type=int, default=100)
+    ap.add_argument("--ema", type=float, default=0.99)
+    ap.add_argument("--h-noise", type=float, default=0.0)
+    ap.add_argument("--centre", nargs="*", choices=TASKS, default=list(TASKS))
+    ap.add_argument("--centre-weighting", choices=["uniform", "relevance"], default="uniform")
+    ap.add_argument("--rq4", nargs="*", choices=[NOISE, STANDIN], default=[NOISE, STANDIN])
+    ap.add_argument("--anchors", nargs="*", choices=ANCHORS, default=["SAITS", "PatchTST"],
+                    help="PyPOTS anchors (CSDI: about 0.1 s per user, sample and diffusion "
+                         "step at T = 112 on this CPU)")
+    ap.add_argument("--anchor-epochs", type=int, default=100)
+    ap.add_argument("--anchor-patience", type=int, default=10)
+    ap.add_argument("--anchor-samples", type=int, default=8, help="CSDI samples per user")
+    ap.add_argument("--embedding", choices=["uscope", "standin"], default="uscope")
+    ap.add_argument("--validation", action="store_true",
+                    help="score on a fifth of each seed's training users; never writes")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--reuse", action="store_true", help="keep finished seeds of --workdir")
+    ap.add_argument("--worker-seed", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--long-weeks-quick", action="store_true", help=argparse.SUPPRESS)
+    add_dataset_args(ap, default="foursquare-nyc")
+    args = parse_args(ap, argv, quick=QUICK)
+    split = "valid" if args.validation else "test"
+    args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_months_") if args.quick
+                                    else f"runs/umask_months/{args.spatial}-{split}")
+    torch.set_num_threads(args.threads)
+    layout = layout_of(args)
+    if args.long_weeks_quick:   # a two-week smoke run: the long horizon is its last week
+        layout.long_weeks = 1
+    loaded = load_for_benchmark(args, NEEDS["bench_umask_months"][0], "bench_umask_months",
+                                quick_users=30)
+    data = months_data(loaded, layout, args.embedding)
+    if args.worker_seed is not None:
+        out = run_seed(data, layout, args.worker_seed, args)
+        (Path(args.workdir) / f"{args.worker_seed}.json").write_text(json.dumps(out))
+        return
+    results = run_all(data, layout, args)
+    body = quick_banner(args) + render(data, layout, results, args)
+    args.no_write |= args.validation
+    report(args, loaded, "umask-months", "U-MASK + DiT over months (issue 19)", body)
+
+
+if __name__ == "__main__":
+    main()
