@@ -120,24 +120,8 @@ def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
     return out
 
 
-def worker_argv(args, seed: int) -> list[str]:
-    skip = {"seeds", "jobs", "worker_seed", "reuse", "quick", "no_write", "column_map", "events",
-            "format", "max_users"}
-    words = [sys.executable, __file__, "--worker-seed", str(seed)]
-    for key, value in vars(args).items():
-        if key in skip or value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            words.append(flag)
-        elif isinstance(value, list | tuple):
-            words += [flag, *map(str, value)]
-        else:
-            words += [flag, str(value)]
-    return words + (["--max-users", str(args.max_users)] if args.max_users else [])
-
-
-def run_all(data: BenchData, layout: Horizon, args) -> dict[int, dict]:
+def run_all(data: BenchData, layout: Horizon, args, argv: list[str]) -> dict[int, dict]:
+    """Every seed of ``args`` (a worker process each with --jobs > 1, the same options)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     pending = [s for s in args.seeds if not (args.reuse and (work / f"{s}.json").exists())]
@@ -146,7 +130,8 @@ def run_all(data: BenchData, layout: Horizon, args) -> dict[int, dict]:
         if args.quick or args.jobs == 1:
             (work / f"{seed}.json").write_text(json.dumps(run_seed(data, layout, seed, args)))
             continue
-        procs.append(subprocess.Popen(worker_argv(args, seed)))
+        procs.append(subprocess.Popen([sys.executable, __file__, *argv, "--workdir",
+                                       args.workdir, "--worker-seed", str(seed)]))
         if len(procs) >= args.jobs:
             procs.pop(0).wait()
     for p in procs:
@@ -201,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker-seed", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--long-weeks-quick", action="store_true", help=argparse.SUPPRESS)
     add_dataset_args(ap, default="foursquare-nyc")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(ap, argv, quick=QUICK)
     split = "valid" if args.validation else "test"
     args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_months_") if args.quick
@@ -216,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         out = run_seed(data, layout, args.worker_seed, args)
         (Path(args.workdir) / f"{args.worker_seed}.json").write_text(json.dumps(out))
         return
-    results = run_all(data, layout, args)
+    results = run_all(data, layout, args, argv)
     body = quick_banner(args) + render(data, layout, results, args)
     args.no_write |= args.validation
     report(args, loaded, "umask-months", "U-MASK + DiT over months (issue 19)", body)
