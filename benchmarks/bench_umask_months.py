@@ -9,8 +9,8 @@ embedding (RQ4), the fixed-mask control and its matched budget, the PyPOTS ancho
 PatchTST, CSDI), historical average, weekly seasonal naive and the population mean; RMSE, MAE,
 and for sampled completions CRPS and 50% / 90% interval coverage.
 
-    python benchmarks/bench_umask_months.py --validation --spatial latlon   # model selection
-    python benchmarks/bench_umask_months.py --seeds 0 1 2 --jobs 2          # the reported run
+    python benchmarks/bench_umask_months.py --validation --spatial latlon --steps 1000 --seeds 0
+    python benchmarks/bench_umask_months.py --seeds 0 1 2 --jobs 3          # the reported run
     python benchmarks/bench_umask_months.py --quick                         # smoke run
 
 Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-months-<name>`).
@@ -36,20 +36,17 @@ from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick
 from bench_umask import CONTROL, TASKS, split_users, train_model
 from umask_anchors import ANCHORS, anchor_samples, fit_anchor
 from umask_data import BenchData, Horizon, months_data, noise_embedding
-from umask_months_report import render
+from umask_months_report import NOISE, STANDIN, render
 
 from generative.evaluate import baseline_evidence, compare, group_errors
 from generative.standin import histogram_embedding
 from generative.tasks import task_masks
 from generative.uncertainty import sample_scores
 
-NOISE = "U-MASK, h_u = noise"
-STANDIN = "U-MASK, stand-in h_u"
-
 
 def layout_of(args) -> Horizon:
     return Horizon(weeks=args.weeks, slot_hours=args.slot_hours, spatial=args.spatial,
-                   grid=tuple(args.grid), cold_days=args.cold_days)
+                   grid=tuple(args.grid), long_weeks=args.long_weeks, cold_days=args.cold_days)
 
 
 def rq4_embeddings(data: BenchData, layout: Horizon, seed: int) -> dict[str, torch.Tensor]:
@@ -125,7 +122,14 @@ def run_all(data: BenchData, layout: Horizon, args, argv: list[str]) -> dict[int
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     pending = [s for s in args.seeds if not (args.reuse and (work / f"{s}.json").exists())]
+    for seed in pending:                     # never report a stale result of an earlier run
+        (work / f"{seed}.json").unlink(missing_ok=True)
     procs: list[subprocess.Popen] = []
+
+    def wait(proc: subprocess.Popen) -> None:
+        if proc.wait():
+            raise SystemExit(f"a seed worker failed (exit {proc.returncode})")
+
     for seed in pending:
         if args.quick or args.jobs == 1:
             (work / f"{seed}.json").write_text(json.dumps(run_seed(data, layout, seed, args)))
@@ -133,16 +137,16 @@ def run_all(data: BenchData, layout: Horizon, args, argv: list[str]) -> dict[int
         procs.append(subprocess.Popen([sys.executable, __file__, *argv, "--workdir",
                                        args.workdir, "--worker-seed", str(seed)]))
         if len(procs) >= args.jobs:
-            procs.pop(0).wait()
-    for p in procs:
-        if p.wait():
-            raise SystemExit(f"a seed worker failed (exit {p.returncode})")
+            wait(procs.pop(0))
+    for proc in procs:
+        wait(proc)
     return {s: json.loads((work / f"{s}.json").read_text()) for s in args.seeds}
 
 
 QUICK = {"seeds": [0], "steps": 10, "preset": "umask-tiny", "samples": 2, "eval_steps": 1,
          "val_fraction": 0.2, "val_every": 5, "weeks": 2, "max_users": 30, "anchor_epochs": 1,
-         "anchor_samples": 2, "cold_days": 1.0, "spread_samples": 4, "spread_steps": 2, "long_weeks_quick": True}
+         "anchor_samples": 2, "cold_days": 1.0, "spread_samples": 4, "spread_steps": 2,
+         "long_weeks": 1}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,10 +156,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--slot-hours", type=int, default=3)
     ap.add_argument("--spatial", choices=["latlon", "clusters"], default="clusters")
     ap.add_argument("--grid", type=int, nargs=2, default=[3, 3], metavar=("H", "W"))
+    ap.add_argument("--long-weeks", type=int, default=2,
+                    help="long term and cold start: the last weeks, hidden")
     ap.add_argument("--cold-days", type=float, default=3.0,
                     help="cold start: evidence worth this many days of the history window")
     ap.add_argument("--patch-slots", type=int, default=8, help="DiT patch length t0 in slots")
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=400,
+                    help="validation kept step 200 of 1000 (BENCHMARKS umask-months)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--preset", default="umask-small")
     ap.add_argument("--samples", type=int, default=32)
@@ -184,7 +191,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--reuse", action="store_true", help="keep finished seeds of --workdir")
     ap.add_argument("--worker-seed", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--long-weeks-quick", action="store_true", help=argparse.SUPPRESS)
     add_dataset_args(ap, default="foursquare-nyc")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(ap, argv, quick=QUICK)
@@ -193,8 +199,6 @@ def main(argv: list[str] | None = None) -> None:
                                     else f"runs/umask_months/{args.spatial}-{split}")
     torch.set_num_threads(args.threads)
     layout = layout_of(args)
-    if args.long_weeks_quick:   # a two-week smoke run: the long horizon is its last week
-        layout.long_weeks = 1
     loaded = load_for_benchmark(args, NEEDS["bench_umask_months"][0], "bench_umask_months",
                                 quick_users=30)
     data = months_data(loaded, layout, args.embedding)

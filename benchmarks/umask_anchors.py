@@ -39,13 +39,12 @@ def from_series(series: np.ndarray, shape: tuple[int, ...]) -> Tensor:
     return x.movedim(-4, -3)
 
 
-def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int):
+def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int | None):
     """An anchor at the CPU budget of the benchmark (sizes in its table note)."""
     from pypots.imputation import CSDI, SAITS, PatchTST
 
-    common = {"batch_size": 32, "epochs": epochs, "patience": min(patience, epochs),
-              "device": "cpu",
-              "saving_path": None, "verbose": False}
+    common = {"batch_size": 32, "epochs": epochs, "device": "cpu", "saving_path": None,
+              "verbose": False, "patience": None if patience is None else min(patience, epochs)}
     if name == "SAITS":
         return SAITS(n_steps, n_features, n_layers=2, d_model=64, n_heads=4, d_k=16, d_v=16,
                      d_ffn=128, dropout=0.1, **common)
@@ -70,13 +69,16 @@ def fit_anchor(name: str, values: Tensor, observed: Tensor, val_keep: Tensor, se
 
     torch.manual_seed(seed)
     np.random.seed(seed)
-    fit, val = split_validation(values.shape[0], val_fraction, seed)
     _, c, t, h, w = values.shape
-    model = build(name, t, c * h * w, epochs, patience)
+    model = build(name, t, c * h * w, epochs, patience if val_fraction > 0 else None)
     t0 = time.perf_counter()
-    model.fit({"X": to_series(values[fit], observed[fit])},
-              {"X": to_series(values[val], val_keep[val]),
-               "X_ori": to_series(values[val], observed[val])})
+    if val_fraction > 0:
+        fit, val = split_validation(values.shape[0], val_fraction, seed)
+        model.fit({"X": to_series(values[fit], observed[fit])},
+                  {"X": to_series(values[val], val_keep[val]),
+                   "X_ori": to_series(values[val], observed[val])})
+    else:                                    # every epoch, no early stopping
+        model.fit({"X": to_series(values, observed)})
     return model, time.perf_counter() - t0
 
 

@@ -20,6 +20,7 @@ from _data import NEEDS, data_argv, load_for_benchmark, tensor_config
 
 from generative.standin import histogram_embedding
 from uscope.data.datasets import LoadedDataset
+from uscope.data.tensor import fit_place_clusters
 
 SIMULATED = "simulated"
 COMPLETE_LOGS = {"netfp", SIMULATED}  # every use of the span is recorded
@@ -35,7 +36,7 @@ class BenchData:
     groups: dict[str, list[int]]
     channel_names: list[str]
     embedding: str              # how h was made
-    season: int                 # slots per day
+    season: int                 # slots per season of seasonal naive (a day; months: a week)
     key: str = ""               # short name for files
     h_kind: str = "uscope"      # the embedding option that made h ("uscope" or "standin")
 
@@ -109,6 +110,12 @@ class Horizon:
     long_weeks: int = 2                # long term and cold start: the last weeks
     cold_days: float = 3.0             # cold start: evidence worth this many days
 
+    def __post_init__(self) -> None:
+        if self.slot_hours < 1 or 24 % self.slot_hours:
+            raise ValueError(f"slot_hours must divide a day, got {self.slot_hours}")
+        if not 0 < self.long_weeks < self.weeks:
+            raise ValueError(f"long_weeks {self.long_weeks} must be in (0, {self.weeks})")
+
     @property
     def slots_per_day(self) -> int:
         return 24 // self.slot_hours
@@ -132,11 +139,13 @@ class Horizon:
 
 
 def months_data(data: LoadedDataset, layout: Horizon, embedding: str = "uscope") -> BenchData:
-    """Tensors over the first ``layout.weeks`` weeks of every user tracked that long.
+    """Tensors over the first ``layout.weeks`` weeks of every user whose last event falls in
+    week ``layout.weeks`` or later.
 
     Slot 0 is the Monday of the earliest event; a user's weeks are all observed (check-in
-    logs: a slot without a check-in is a zero), users with fewer weeks are left out and
-    counted. Cells come from coordinates, so events without them (StudentLife's app uses) are
+    logs whose weeks run back to back from that Monday, as the Foursquare reader lays them: a
+    slot without a check-in is a zero); other users are left out and counted. Place clusters
+    are fitted on the history window only, so no target-week place shapes the cells. Cells come from coordinates, so events without them (StudentLife's app uses) are
     set aside and counted in the name. h_u sees only the history window before the long-term
     target weeks.
     """
@@ -151,11 +160,17 @@ def months_data(data: LoadedDataset, layout: Horizon, embedding: str = "uscope")
     if len(keep) < 10:
         raise SystemExit(f"{data.label}: only {len(keep)} users span {layout.weeks} weeks")
     events = events[events["user_id"].isin(keep)]
+    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
+    centres = None
+    if layout.spatial == "clusters":
+        past = events[events["timestamp"] < start + pd.Timedelta(hours=layout.slot_hours
+                                                                 * history)]
+        centres = fit_place_clusters(past["latitude"].to_numpy(), past["longitude"].to_numpy(),
+                                     layout.grid[0] * layout.grid[1])
     config = TensorConfig(slot_minutes=60 * layout.slot_hours, n_slots=layout.n_slots,
                           start=start.isoformat(), spatial=layout.spatial, grid=layout.grid,
-                          observed="all")
+                          cluster_centres=centres, observed="all")
     bt = build_tensors(events, config)
-    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
     h, how = _embeddings(events, bt, history, config.slot_minutes, embedding)
     dropped = len(weeks_seen) - len(keep)
     name = (f"{data.label} ({dropped} users with fewer than {layout.weeks} weeks left out"

@@ -89,7 +89,7 @@ def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor,
         if uncertainty is not None:
             spread = model.complete(values, observed, h, task, n_samples=uncertainty[1],
                                     sampler=sampler, steps=uncertainty[0], seed=seed,
-                                    evidence_mask=comp.evidence_mask)
+                                    evidence_mask=evidence_override)
             for g, scores in sample_scores(spread.samples, values, tm.target, groups).items():
                 results[name][g].update(scores)
         results[name]["_evidence_ratio"] = {"mean": float(comp.evidence_mask.sum((1, 2, 3)).mean()

@@ -196,10 +196,11 @@ def _cells_from_latlon(events: pd.DataFrame, config: TensorConfig
 
 
 def _coordinates(events: pd.DataFrame, spatial: str) -> tuple[np.ndarray, np.ndarray]:
-    if events["latitude"].isna().any():
-        row = int(np.flatnonzero(events["latitude"].isna().to_numpy())[0])
-        raise DataError(f"spatial={spatial!r} needs coordinates on every event", line=row,
-                        field="latitude")
+    for column in ("latitude", "longitude"):
+        if events[column].isna().any():
+            row = int(np.flatnonzero(events[column].isna().to_numpy())[0])
+            raise DataError(f"spatial={spatial!r} needs coordinates on every event", line=row,
+                            field=column)
     return events["latitude"].to_numpy(), events["longitude"].to_numpy()
 
 
@@ -208,7 +209,9 @@ def fit_place_clusters(lat: np.ndarray, lon: np.ndarray, n_clusters: int,
     """k-means centres of the distinct (lat, lon) places, north to south then west to east.
 
     Distances are taken with longitude scaled by cos(mean latitude), so a cluster is round on
-    the ground; every distinct place counts once, however often it is visited.
+    the ground; every distinct place counts once, however often it is visited. Events are then
+    assigned to the nearest stored centre (longitude scaled by the centres' mean latitude):
+    the cells are the Voronoi cells of the centres, whatever table they are applied to.
     """
     from sklearn.cluster import KMeans
 
