@@ -23,7 +23,9 @@ def test_tasks_are_a_day_two_weeks_and_a_few_days_of_evidence():
     short, long, cold = layout.tasks()
     assert layout.n_slots == 8 * 7 * 8
     assert short.horizon == 8 and long.horizon == cold.horizon == 2 * 7 * 8
-    assert target_window(long, layout.n_slots)[-long.horizon:].all()
+    assert target_window(long, layout.n_slots).sum() == 2 * 7 * 8
+    with pytest.raises(ValueError, match="divide a day"):
+        Horizon(slot_hours=5)
     # the cold-start budget is a share of all T*H*W coordinates: 3 days of slots in 9 cells
     revealed = cold.init_ratio * layout.n_slots * 9
     assert revealed == pytest.approx(3 * 8 * 9)

@@ -52,6 +52,40 @@ def test_coverage_is_nominal_for_samples_from_the_truths_distribution():
     assert wide["cover50"] > 0.85 and wide["crps"] > calibrated["crps"]
 
 
+def test_each_group_is_scored_on_its_own_channels():
+    truth, target, _ = _truth_and_target()
+    off = truth.clone()
+    off[:, 1] += 0.5                                      # channel 1 only is wrong by 0.5
+    scores = sample_scores(as_samples(off), truth, target, {"first": [0], "second": [1]})
+    assert scores["first"]["crps"] == 0.0
+    assert scores["second"]["crps"] == pytest.approx(0.5)
+
+
+def test_compare_scores_the_spread_of_samples_drawn_from_the_point_pass_evidence():
+    """compare(uncertainty=(steps, n)): U-MASK's CRPS and coverage come from n DDIM samples
+    completed from the same (adaptive, relevance-weighted) evidence as its point forecast."""
+    from generative.completion import UMaskCompleter
+    from generative.config import DIT_PRESETS
+    from generative.evaluate import compare
+    from generative.tasks import task_masks
+
+    gen = torch.Generator().manual_seed(0)
+    values = torch.rand(6, 2, 12, 1, 1, generator=gen) ** 3
+    observed = torch.ones(6, 12, 1, 1)
+    h = torch.randn(6, 384, generator=gen)
+    torch.manual_seed(0)
+    model = UMaskCompleter(DIT_PRESETS["umask-tiny"](channels=2, n_slots=12))
+    res = compare({"U-MASK": model}, values, observed, h, "long_term", train_values=values,
+                  train_scored=observed, groups=GROUPS, n_samples=2, steps=1, seed=3,
+                  uncertainty=(4, 5))
+    spread = model.complete(values, observed, h, "long_term", n_samples=5, steps=4, seed=3)
+    tid = model.cfg.umask.task_index("long_term")
+    target = task_masks(model.cfg.umask.tasks, torch.full((6,), tid), observed).target
+    expected = sample_scores(spread.samples, values, target, GROUPS)["all"]
+    assert res["U-MASK"]["all"]["crps"] == pytest.approx(expected["crps"])
+    assert res["U-MASK"]["all"]["cover90"] == pytest.approx(expected["cover90"])
+
+
 def test_scores_only_the_target_coordinates():
     truth, target, _ = _truth_and_target()
     wrong_outside = truth.clone()
@@ -62,11 +96,17 @@ def test_scores_only_the_target_coordinates():
 def test_series_round_trip_hides_what_the_evidence_does_not_reveal():
     from umask_anchors import from_series, to_series
 
-    truth, target, _ = _truth_and_target()
-    keep = 1.0 - target
+    truth = torch.rand(4, 2, 6, 2, 3, generator=torch.Generator().manual_seed(0))
+    keep = torch.ones(4, 6, 2, 3)
+    keep[:, 3:] = 0.0                                     # the last 3 slots are hidden
+    keep[0, 0, 1, 2] = 0.0                                # and one cell of user 0's slot 0
     series = to_series(truth, keep)                       # (N, T, C*H*W)
-    assert series.shape == (4, 6, 4)
-    assert np.isnan(series[:, 3:]).all() and not np.isnan(series[:, :3]).any()
+    assert series.shape == (4, 6, 12)
+    assert np.isnan(series[:, 3:]).all() and not np.isnan(series[1:, :3]).any()
+    # feature order is (channel, row, column): both channels of cell (1, 2) are hidden
+    assert np.isnan(series[0, 0]).sum() == 2
+    assert np.isnan(series[0, 0, [5, 11]]).all()
+    assert series[0, 1, 7] == pytest.approx(float(truth[0, 1, 1, 0, 1]))
     back = from_series(np.nan_to_num(to_series(truth)), truth.shape[1:])
     assert torch.allclose(back, truth)
 
