@@ -50,6 +50,7 @@ PLACED = {
     "generative.completion": RANK["generative.dit"],
     "generative.train": RANK["generative.dit"],
     "generative.evaluate": RANK["generative.dit"],
+    "generative.uncertainty": RANK["generative.dit"],
     "generative.baselines": RANK["generative.dit"],
     "generative.figures": RANK["generative.dit"],
     "uscope.cli": ENTRY,
