@@ -38,7 +38,7 @@ from umask_anchors import ANCHORS, anchor_samples, fit_anchor
 from umask_data import BenchData, Horizon, months_data, noise_embedding
 from umask_months_report import NOISE, STANDIN, render
 
-from generative.evaluate import baseline_evidence, compare, group_errors
+from generative.evaluate import baseline_evidence, compare, sample_errors
 from generative.standin import histogram_embedding
 from generative.tasks import task_masks
 from generative.uncertainty import sample_scores
@@ -51,16 +51,14 @@ def layout_of(args) -> Horizon:
 
 def rq4_embeddings(data: BenchData, layout: Horizon, seed: int) -> dict[str, torch.Tensor]:
     """The h_u of the RQ4 rows: noise of h_u's moments, and the behaviour-histogram stand-in."""
-    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
-    standin = histogram_embedding(data.values, list(range(data.values.shape[1])), history)
+    standin = histogram_embedding(data.values, list(range(data.values.shape[1])),
+                                  layout.history_slots)
     return {NOISE: torch.from_numpy(noise_embedding(data.h, seed)),
             STANDIN: torch.from_numpy(standin)}
 
 
 def score_anchor(samples: torch.Tensor, values, target, groups) -> dict:
-    rmse = group_errors(samples.mean(0), values, target, groups)
-    mae = group_errors(samples.median(0).values, values, target, groups)
-    out = {g: {"rmse": rmse[g]["rmse"], "mae": mae[g]["mae"]} for g in rmse}
+    out = sample_errors(samples, values, target, groups)
     if samples.shape[0] > 1:
         for g, scores in sample_scores(samples, values, target, groups).items():
             out[g].update(scores)

@@ -124,14 +124,24 @@ class Horizon:
     def n_slots(self) -> int:
         return self.weeks * 7 * self.slots_per_day
 
+    @property
+    def long_slots(self) -> int:
+        """The hidden last weeks of long term and cold start, in slots."""
+        return self.long_weeks * 7 * self.slots_per_day
+
+    @property
+    def history_slots(self) -> int:
+        """The slots before them: what h_u and the place clusters may see."""
+        return self.n_slots - self.long_slots
+
     def tasks(self):
         """Short term, long term and cold start over this layout (generative.config)."""
         from generative.config import TaskConfig
 
         short = self.short_days * self.slots_per_day
-        long = self.long_weeks * 7 * self.slots_per_day
+        long = self.long_slots
         history_days = (self.weeks - self.long_weeks) * 7
-        cold = self.cold_days / history_days * (self.n_slots - long) / self.n_slots
+        cold = self.cold_days / history_days * self.history_slots / self.n_slots
         return [TaskConfig("short_term", horizon=short, init_ratio=0.75, recency=6.0),
                 TaskConfig("long_term", horizon=long, init_ratio=0.45, recency=2.0),
                 TaskConfig("cold_start", horizon=long, init_ratio=cold, max_ratio=1.5 * cold,
@@ -144,10 +154,10 @@ def months_data(data: LoadedDataset, layout: Horizon, embedding: str = "uscope")
 
     Slot 0 is the Monday of the earliest event; a user's weeks are all observed (check-in
     logs whose weeks run back to back from that Monday, as the Foursquare reader lays them: a
-    slot without a check-in is a zero); other users are left out and counted. Place clusters
-    are fitted on the history window only, so no target-week place shapes the cells. Cells come from coordinates, so events without them (StudentLife's app uses) are
-    set aside and counted in the name. h_u sees only the history window before the long-term
-    target weeks.
+    slot without a check-in is a zero); other users are left out and counted. Cells come from
+    coordinates, so events without them (StudentLife's app uses) are set aside and counted in
+    the name. Place clusters are fitted on the history window only, so no target-week place
+    shapes the cells; h_u too sees only the history window.
     """
     from uscope.data import TensorConfig, build_tensors
 
@@ -160,7 +170,7 @@ def months_data(data: LoadedDataset, layout: Horizon, embedding: str = "uscope")
     if len(keep) < 10:
         raise SystemExit(f"{data.label}: only {len(keep)} users span {layout.weeks} weeks")
     events = events[events["user_id"].isin(keep)]
-    history = layout.n_slots - layout.long_weeks * 7 * layout.slots_per_day
+    history = layout.history_slots
     centres = None
     if layout.spatial == "clusters":
         past = events[events["timestamp"] < start + pd.Timedelta(hours=layout.slot_hours

@@ -34,6 +34,15 @@ def group_errors(pred: Tensor, truth: Tensor, target_mask: Tensor,
     return out
 
 
+def sample_errors(samples: Tensor, truth: Tensor, target_mask: Tensor,
+                  groups: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+    """{group: {"rmse", "mae"}} of an ensemble (S, N, C, T, H, W): RMSE of the sample mean (the
+    squared-error-optimal point forecast), MAE of the sample median (the absolute-error one)."""
+    rmse = group_errors(samples.mean(0), truth, target_mask, groups)
+    mae = group_errors(samples.median(0).values, truth, target_mask, groups)
+    return {g: {"rmse": rmse[g]["rmse"], "mae": mae[g]["mae"]} for g in rmse}
+
+
 def baseline_evidence(tm: TaskMasks, task: TaskConfig, seed: int) -> Tensor:
     """What the non-U-MASK methods see: the whole history window for warm tasks, the fixed-mask
     control's uniform random budget (rho_tau's initial value) for cold start."""
@@ -81,11 +90,7 @@ def compare(models: dict[str, UMaskCompleter], values: Tensor, observed: Tensor,
                                                   torch.Generator().manual_seed(seed))
         comp = model.complete(values, observed, h, task, n_samples=n_samples, sampler=sampler,
                               steps=steps, seed=seed, evidence_mask=evidence_override)
-        # RMSE of the sample mean (the squared-error-optimal point forecast), MAE of the sample
-        # median (the absolute-error-optimal one).
-        rmse = group_errors(comp.samples.mean(0), values, tm.target, groups)
-        mae = group_errors(comp.median, values, tm.target, groups)
-        results[name] = {g: {"rmse": rmse[g]["rmse"], "mae": mae[g]["mae"]} for g in rmse}
+        results[name] = sample_errors(comp.samples, values, tm.target, groups)
         if uncertainty is not None:
             spread = model.complete(values, observed, h, task, n_samples=uncertainty[1],
                                     sampler=sampler, steps=uncertainty[0], seed=seed,
