@@ -57,6 +57,7 @@ NEEDS: dict[str, list[tuple[str, ...]]] = {
     "validate_recommend": [()],                  # the protocols the data supports
     "bench_llm_scoring": [("apps",)],            # default --kinds intent app
     "bench_synth": [("apps", "places", "place_categories", "times")],
+    "bench_synth_real": [("places", "times")],   # a place without a category is its own
     "bench_tuning": [("apps", "place_categories", "times")],
 }
 EXIT_LACKS_FIELD = 3   # the data lacks a field the benchmark needs (one line on stderr)

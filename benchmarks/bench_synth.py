@@ -100,8 +100,9 @@ class UniformAllowedDecoder:
         return [completion_text(options[int(self.rng.integers(len(options)))]) for _ in prompts]
 
 
-def train_lm(events: pd.DataFrame, profiles, args) -> dict:
-    """Run recipes/synth_lm.py on the population users; wall minutes, examples, losses."""
+def train_lm(events: pd.DataFrame, profiles, args, save_steps: int = 4, keep: int = 2) -> dict:
+    """Run recipes/synth_lm.py on the population users; wall minutes, examples, losses.
+    A checkpoint every ``save_steps`` steps, the last ``keep`` of them kept."""
     out = args.workdir / "adapter"
     events_path = save_events(events, args.workdir / "train_events.parquet")
     profiles_path = profiles.save(args.workdir / "train_profiles.parquet")
@@ -112,7 +113,8 @@ def train_lm(events: pd.DataFrame, profiles, args) -> dict:
                "--per_device_train_batch_size", str(args.train_batch),
                "--events_per_example", str(args.events_per_example),
                "--learning_rate", "1e-3", "--warmup_steps", "2", "--logging_steps", "2",
-               "--save_steps", "4", "--seed", str(args.seed)]
+               "--save_steps", str(save_steps), "--save_total_limit", str(keep),
+               "--seed", str(args.seed)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()
     done = subprocess.run(command, check=False, cwd=REPO, env=env, capture_output=True, text=True)
@@ -140,16 +142,18 @@ def timed_synthesis(events, profiles, decoder, config, users):
     return result, time.perf_counter() - start
 
 
-def fidelity_rows(real: pd.DataFrame, generated: dict, seconds: dict, seed: int) -> tuple:
+def fidelity_rows(real: pd.DataFrame, generated: dict, seconds: dict, seed: int,
+                  against: str = "app_category", hour_bin: int = 3) -> tuple:
+    """One row per source, then real events resampled to the same size (the noise floor)."""
     rows, results = [], {}
     for name, frame in generated.items():
-        results[name] = fidelity(real, frame)
+        results[name] = fidelity(real, frame, against=against, hour_bin=hour_bin)
         rows.append({"source": name, "events": len(frame), "seconds": f"{seconds[name]:.0f}",
                      **results[name].as_dict()})
         rows[-1]["p_value"] = f"{rows[-1]['p_value']:.1e}"
     n = len(next(iter(generated.values())))
     resample = real.sample(n=n, replace=True, random_state=seed)
-    results["real resample"] = fidelity(real, resample)
+    results["real resample"] = fidelity(real, resample, against=against, hour_bin=hour_bin)
     rows.append({"source": f"real events resampled (n = {n}; sampling-noise floor)",
                  "events": n, "seconds": "-", **results["real resample"].as_dict()})
     rows[-1]["p_value"] = f"{rows[-1]['p_value']:.1e}"

@@ -52,6 +52,7 @@ CASES = [
     ("bench_llm_scoring", "frappe", ()),            # apps without times
     pytest.param("bench_synth", "simulated", (), marks=slow),
     pytest.param("bench_synth", "shanghai-sample", (), marks=slow),
+    pytest.param("bench_synth_real", "foursquare-nyc", (), marks=slow),  # venues x hour
     pytest.param("bench_tuning", "simulated", (), marks=slow),
     pytest.param("bench_tuning", "shanghai-sample", (), marks=slow),
     # these two run netfp and Foursquare NYC side by side (no --dataset); one torch thread
@@ -120,6 +121,7 @@ def refusal(done: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize(("script", "dataset", "field"), [
     ("bench_synth", "foursquare-nyc", "apps"),      # app-place pairs, check-ins have no app
+    ("bench_synth_real", "netfp", "places"),        # one day of apps, no place at all
     ("bench_tuning", "netfp", "place_categories"),  # its location task
     ("bench_intent", "frappe", "times"),            # context buckets, no timestamps
     ("bench_umask_months", "netfp", "coordinates"),  # its cells come from coordinates

@@ -91,3 +91,38 @@ def test_figures_are_written_as_png(tmp_path, simulated):
         path = plot(result, tmp_path / name, "SIMULATED population (test)")
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def _visits(rows):
+    """Place check-ins (no app) at the given hours."""
+    return pd.DataFrame([{"user_id": "u", "timestamp": pd.Timestamp("2012-04-20") +
+                          pd.Timedelta(hours=h), "app": None, "app_category": None,
+                          "location_id": loc, "location_category": loc} for h, loc in rows])
+
+
+def test_place_by_hour_distribution_counts_each_category_s_hours():
+    visits = _visits([(1, "Bar"), (2, "Bar"), (23, "Bar"), (8, "Work"), (9, "Work"),
+                      (13, "Food")])
+    dist = usage_distribution(visits, against="hour", hour_bin=6)
+    assert list(dist.columns) == ["00-06h", "06-12h", "12-18h", "18-24h"]
+    assert dist.loc["Bar"].tolist() == pytest.approx([2 / 3, 0, 0, 1 / 3])
+    assert dist.loc["Work", "06-12h"] == 1 and dist.loc["Food", "12-18h"] == 1
+    same = fidelity(visits, visits, against="hour", hour_bin=6)
+    assert same.mae == 0 and same.against == "hour"
+    # every visit moved to noon: Bar and Work lose all their mass in their own bins
+    noon = visits.assign(timestamp=pd.Timestamp("2012-04-20 12:30"))
+    moved = fidelity(visits, noon, against="hour", hour_bin=6)
+    assert moved.generated.loc["Bar", "12-18h"] == 1 and moved.mae > 0
+    assert cramers_v(visits, against="hour", hour_bin=6) > cramers_v(noon, against="hour",
+                                                                        hour_bin=6)
+
+
+def test_place_check_ins_have_no_app_axis_and_bins_must_divide_the_day():
+    visits = _visits([(1, "Bar"), (8, "Work")])
+    with pytest.raises(DataError, match="against='hour'") as info:
+        fidelity(visits, visits)
+    assert info.value.field == "app"
+    with pytest.raises(ValueError, match="hour_bin must divide 24"):
+        usage_distribution(visits, against="hour", hour_bin=5)
+    with pytest.raises(ValueError, match="against must be one of"):
+        usage_distribution(visits, against="weekday")

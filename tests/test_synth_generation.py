@@ -121,3 +121,27 @@ def test_synthetic_input_is_refused(simulated, profiles, decoder):
     fake["synthetic"] = True
     with pytest.raises(SyntheticInEvaluation, match="synthesis input"):
         synthesize(fake, profiles, decoder, SynthConfig(events_per_sequence=1), users=["0"])
+
+
+def test_place_check_ins_synthesise_venues_of_the_users_history(shared_data, decoder):
+    """Real Foursquare check-ins (no apps): the generated events are the user's own venues
+    (app "-", nothing invented), at the user's hours, and eq. 26 is read on place x hour."""
+    from uscope.data.datasets import load_dataset
+    from uscope.synth import fidelity
+
+    events = load_dataset("foursquare-nyc").events
+    users = sorted(events["user_id"].astype(str).unique())[:2]
+    mine = events[events["user_id"].astype(str).isin(users)]
+    from uscope.profile import profile_users
+
+    config = SynthConfig(sequences_per_user=1, events_per_sequence=3, seed=1,
+                         exploration=ExplorationPolicy(budget=0))
+    result = synthesize(mine, profile_users(mine, backend="heuristic"), decoder, config)
+    assert len(result.events) == 2 * 3 and result.events["app"].isna().all()
+    for user, generated in result.events.groupby("user_id"):
+        real = mine[mine["user_id"].astype(str) == user]
+        assert set(generated["location_id"]) <= set(real["location_id"])
+        venue_category = dict(zip(real["location_id"], real["location_category"]))
+        assert all(venue_category[v] == c for v, c in
+                   zip(generated["location_id"], generated["location_category"]))
+    assert fidelity(mine, result.events, against="hour").against == "hour"

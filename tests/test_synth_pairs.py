@@ -31,9 +31,9 @@ NAMES = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, excl
 
 @st.composite
 def timed(draw):
-    place = draw(st.booleans())
-    pair = Pair(draw(NAMES), draw(NAMES), draw(NAMES) if place else None,
-                draw(NAMES) if place else None)
+    app, place = draw(st.sampled_from([(True, True), (True, False), (False, True)]))
+    pair = Pair(draw(NAMES) if app else None, draw(NAMES) if app else None,
+                draw(NAMES) if place else None, draw(NAMES) if place else None)
     return TimedPair(draw(st.integers(0, 6)), draw(st.integers(0, 23)), pair)
 
 
@@ -108,3 +108,46 @@ def test_values_that_break_the_format_are_rejected_with_row_and_field(simulated)
     with pytest.raises(DataError, match="reserves") as info:
         check_serialisable(events)
     assert info.value.field == "location_category"
+
+
+def test_a_place_check_in_is_a_pair_without_an_app():
+    visit = Pair(None, None, "Food", "v12")
+    assert visit.text() == "- @ Food/v12" and Pair.parse(visit.text()) == visit
+    with pytest.raises(ValueError, match="an app or a place"):
+        Pair(None, None, None, None)
+    with pytest.raises(ValueError, match="neither an app nor a place"):
+        Pair.parse("- @ -")
+    with pytest.raises(ValueError, match="is not '<category>/<id>'"):
+        Pair.parse("Food @ Food/v12")
+
+
+def test_synthesis_input_keeps_app_uses_or_else_place_check_ins(simulated):
+    from uscope.synth.pairs import synthesis_input
+
+    events = simulated.events.copy()
+    kept, _ = synthesis_input(events, "sim", "test")
+    assert kept["app"].notna().all() and len(kept) == events["app"].notna().sum()
+    visits = events.assign(app=None, app_category=None)
+    visits.loc[visits.index[:3], "location_id"] = None
+    kept, _ = synthesis_input(visits, "visits.csv", "test")
+    assert len(kept) == len(visits) - 3 and kept["location_id"].notna().all()
+    assert {p.app for p in pair_counts(kept)} == {None}
+    with pytest.raises(DataError, match="no event has an app or a place id") as info:
+        synthesis_input(visits.assign(location_id=None), "visits.csv", "test")
+    assert info.value.field == "app" and "visits.csv" in str(info.value)
+
+
+def test_an_app_without_its_category_is_rejected(simulated):
+    events = simulated.events.head(4).copy()
+    events["app_category"] = events["app_category"].astype("string")
+    events.loc[3, "app_category"] = None
+    with pytest.raises(DataError, match="needs its app_category") as info:
+        check_serialisable(events, "trace.parquet")
+    assert info.value.line == 3 and info.value.field == "app_category"
+
+
+def test_pairs_with_and_without_a_place_sort_together():
+    """StudentLife: the same app used with and without a GPS fix nearby."""
+    pairs = [Pair("Tools", "a", "P", "1"), Pair("Tools", "a", None, None),
+             Pair(None, None, "P", "1")]
+    assert [p.text() for p in sorted(pairs)] == sorted(p.text() for p in pairs)

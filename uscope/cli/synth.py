@@ -15,7 +15,7 @@ from uscope.cli.data import _fail, read_any
 def synthesize(
     profiles: Annotated[Path, typer.Option(help="Profile set (parquet) from `uscope profile`.")],
     events: Annotated[Path, typer.Option(help="Real events: parquet table, Tsinghua dir or "
-                                              "CSV (needs places for app-location pairs).")],
+                                              "CSV (app uses, or place check-ins only).")],
     out: Annotated[Path, typer.Option(help="Output parquet of synthetic events (a separate "
                                            "file; every row synthetic=True).")],
     per_user: Annotated[int, typer.Option(help="K: synthetic sequences per user.")] = 1,

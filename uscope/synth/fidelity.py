@@ -8,6 +8,9 @@ each row sums to 1: "usage across location contexts", Fig. 5a), or the joint sha
 (``"joint"``). Generated and real distributions are compared cell by cell with MAE, RMSE, R^2
 (real as the reference) and Pearson r with its two-sided p-value (Fig. 5b). The association
 itself, Corr(a, l), is also reported on both sides as Cramer's V of the contingency table.
+
+Place check-ins without apps (Foursquare) have no app axis: ``against="hour"`` puts the hour of
+day, in bins of ``hour_bin`` hours, in its place (the place-category x hour distribution).
 """
 
 from __future__ import annotations
@@ -20,40 +23,59 @@ import pandas as pd
 from uscope.data.schema import DataError
 
 NORMALISATIONS = ("location", "joint")
+AXES = ("app_category", "hour")
 
 
-def contingency(events: pd.DataFrame, source: str = "events") -> pd.DataFrame:
+def hour_labels(stamps: pd.Series, hour_bin: int) -> pd.Series:
+    """Hour of day in bins of ``hour_bin`` hours, as ``"06-09h"`` labels (sortable)."""
+    if not 1 <= hour_bin <= 24 or 24 % hour_bin:
+        raise ValueError(f"hour_bin must divide 24, got {hour_bin}")
+    start = pd.to_datetime(stamps).dt.hour // hour_bin * hour_bin
+    return start.map(lambda h: f"{h:02d}-{h + hour_bin:02d}h")
+
+
+def contingency(events: pd.DataFrame, source: str = "events", against: str = "app_category",
+                hour_bin: int = 3) -> pd.DataFrame:
     """Event counts, rows = location categories, columns = app categories (rows without a
-    place, and place observations without an app, are left out)."""
-    if not events["app"].notna().any():
-        raise DataError("no event has an app; eq. 26 needs app-location pairs", source=source,
-                        field="app")
-    placed = events[events["location_category"].notna() & events["app"].notna()]
+    place, and place observations without an app, are left out) or hour bins."""
+    if against not in AXES:
+        raise ValueError(f"against must be one of {AXES}, got {against!r}")
+    if against == "app_category":
+        if not events["app"].notna().any():
+            raise DataError("no event has an app; eq. 26 needs app-location pairs (place "
+                            "check-ins: against='hour')", source=source, field="app")
+        events = events[events["app"].notna()]
+    placed = events[events["location_category"].notna()]
     if placed.empty:
-        raise DataError("no event has a location_category; eq. 26 needs app-location pairs",
+        raise DataError("no event has a location_category; eq. 26 needs places",
                         source=source, field="location_category")
-    table = pd.crosstab(placed["location_category"].astype(str),
-                        placed["app_category"].astype(str))
-    table.index.name, table.columns.name = "location_category", "app_category"
+    columns = placed["app_category"].astype(str) if against == "app_category" else \
+        hour_labels(placed["timestamp"], hour_bin)
+    table = pd.crosstab(placed["location_category"].astype(str), columns)
+    table.index.name, table.columns.name = "location_category", against
     return table
 
 
 def usage_distribution(events: pd.DataFrame, normalise: str = "location",
-                       source: str = "events") -> pd.DataFrame:
-    """Shares of app categories per location category (rows sum to 1) or joint shares."""
+                       source: str = "events", against: str = "app_category",
+                       hour_bin: int = 3) -> pd.DataFrame:
+    """Shares of app categories (or hour bins) per location category (rows sum to 1) or
+    joint shares."""
     if normalise not in NORMALISATIONS:
         raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
-    table = contingency(events, source).astype(float)
+    table = contingency(events, source, against, hour_bin).astype(float)
     if normalise == "location":
         return table.div(table.sum(axis=1), axis=0)
     return table / table.to_numpy().sum()
 
 
-def cramers_v(events: pd.DataFrame, source: str = "events") -> float:
-    """Cramer's V of (app category, location category): Corr(a, l) of eq. 26, in [0, 1]."""
+def cramers_v(events: pd.DataFrame, source: str = "events", against: str = "app_category",
+              hour_bin: int = 3) -> float:
+    """Cramer's V of (app category or hour, location category): Corr(a, l) of eq. 26, in
+    [0, 1]."""
     from scipy.stats import chi2_contingency
 
-    table = contingency(events, source).to_numpy()
+    table = contingency(events, source, against, hour_bin).to_numpy()
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     k = min(table.shape) - 1
     if k < 1:
@@ -76,6 +98,7 @@ class Fidelity:
     association_real: float
     association_generated: float
     normalise: str
+    against: str = "app_category"
     rows_missing: list[str] = field(default_factory=list)  # real places never generated
 
     @property
@@ -91,7 +114,8 @@ class Fidelity:
                 "p_value": self.p_value, "cells": self.n_cells,
                 "cramers_v_real": self.association_real,
                 "cramers_v_generated": self.association_generated,
-                "normalise": self.normalise, "rows_missing": len(self.rows_missing)}
+                "normalise": self.normalise, "against": self.against,
+                "rows_missing": len(self.rows_missing)}
 
 
 def agreement(real: np.ndarray, generated: np.ndarray) -> dict[str, float]:
@@ -114,16 +138,17 @@ def agreement(real: np.ndarray, generated: np.ndarray) -> dict[str, float]:
             "r2": r2, "pearson_r": r, "p_value": p}
 
 
-def fidelity(real: pd.DataFrame, generated: pd.DataFrame, normalise: str = "location"
-             ) -> Fidelity:
+def fidelity(real: pd.DataFrame, generated: pd.DataFrame, normalise: str = "location",
+             against: str = "app_category", hour_bin: int = 3) -> Fidelity:
     """Eq. 26 on the usage distributions of ``real`` and ``generated`` event tables.
 
     Columns are the union of app categories (absent = 0). With ``normalise="location"`` a row
     is only defined where the place category has events, so rows are the location categories
     present on both sides; real ones never generated are listed in ``rows_missing``.
     """
-    real_dist = usage_distribution(real, normalise, "real events")
-    gen_dist = usage_distribution(generated, normalise, "generated events")
+    axis = {"against": against, "hour_bin": hour_bin}
+    real_dist = usage_distribution(real, normalise, "real events", **axis)
+    gen_dist = usage_distribution(generated, normalise, "generated events", **axis)
     columns = sorted(set(real_dist.columns) | set(gen_dist.columns))
     if normalise == "location":
         rows = [r for r in real_dist.index if r in gen_dist.index]
@@ -136,6 +161,7 @@ def fidelity(real: pd.DataFrame, generated: pd.DataFrame, normalise: str = "loca
     real_aligned = real_dist.reindex(index=rows, columns=columns, fill_value=0.0)
     gen_aligned = gen_dist.reindex(index=rows, columns=columns, fill_value=0.0)
     scores = agreement(real_aligned.to_numpy(), gen_aligned.to_numpy())
-    return Fidelity(real_aligned, gen_aligned, normalise=normalise, rows_missing=missing,
-                    association_real=cramers_v(real, "real events"),
-                    association_generated=cramers_v(generated, "generated events"), **scores)
+    return Fidelity(real_aligned, gen_aligned, normalise=normalise, against=against,
+                    rows_missing=missing, association_real=cramers_v(real, "real events", **axis),
+                    association_generated=cramers_v(generated, "generated events", **axis),
+                    **scores)

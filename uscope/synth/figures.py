@@ -40,7 +40,7 @@ def plot_difference_heatmap(result: Fidelity, path: str | Path, title: str,
     ax.scatter(big_cols, big_rows, s=260, facecolors="none", edgecolors="black", linewidths=1.2)
     ax.set_xticks(range(values.shape[1]), diff.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(values.shape[0]), diff.index, fontsize=8)
-    ax.set_xlabel("app category")
+    ax.set_xlabel("app category" if result.against == "app_category" else "hour of day")
     ax.set_ylabel("location category")
     ax.set_title(f"{title}\n(a) generated - original (circled: |diff| > {threshold:g}), "
                  f"MAE {result.mae:.4f}, RMSE {result.rmse:.4f}", fontsize=9)

@@ -7,8 +7,10 @@ co-occurrence in H_u are disallowed unless the profile implies exploratory inten
   produced, outside the user's allowed set, which an exploratory user may try within a budget.
 
 A pair is written as one line of text, ``"<app category>/<app> @ <place category>/<place>"``
-(``"@ -"`` when no place is recorded), so the language model sees the categories' words before
-the ids. ``check_serialisable`` rejects values that would make that text ambiguous.
+(``"@ -"`` when no place is recorded, ``"- @"`` when no app is: a source of place check-ins
+only, such as Foursquare, synthesises (place) at a time, the "place category x hour" pairs of
+eq. 26), so the language model sees the categories' words before the ids.
+``check_serialisable`` rejects values that would make that text ambiguous.
 """
 
 from __future__ import annotations
@@ -31,48 +33,75 @@ _FORBIDDEN_ANYWHERE = ("\n", "\r", "|", SEPARATOR)
 _FORBIDDEN_IN_ID = ("/",)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Pair:
-    """One (a_t, l_t) of eq. 21 with the categories the fidelity of eq. 26 is measured on."""
+    """One (a_t, l_t) of eq. 21 with the categories the fidelity of eq. 26 is measured on.
+    The app is None for a place check-in (no app recorded), the place None for an app use
+    without a place; never both."""
 
-    app_category: str
-    app: str
+    app_category: str | None
+    app: str | None
     location_category: str | None
     location_id: str | None
 
+    def __post_init__(self) -> None:
+        if self.app is None and self.location_id is None:
+            raise ValueError("a pair needs an app or a place")
+
+    def __lt__(self, other: Pair) -> bool:
+        """Pairs sort by their text (an app use without a place, or a check-in without an
+        app, sorts beside the others)."""
+        return self.text() < other.text()
+
     def text(self) -> str:
+        app = NO_PLACE if self.app is None else f"{self.app_category}/{self.app}"
         place = NO_PLACE if self.location_id is None else \
             f"{self.location_category}/{self.location_id}"
-        return f"{self.app_category}/{self.app}{SEPARATOR}{place}"
+        return f"{app}{SEPARATOR}{place}"
 
     @classmethod
     def parse(cls, text: str) -> Pair:
         """Inverse of ``text``; raises ValueError on text that is not a pair."""
         app_part, sep, place_part = text.strip().partition(SEPARATOR)
-        if not sep or "/" not in app_part:
+        if not sep:
             raise ValueError(f"not an 'app @ place' pair: {text!r}")
-        app_category, app = app_part.rsplit("/", 1)
-        if place_part == NO_PLACE:
-            return cls(app_category, app, None, None)
-        if "/" not in place_part:
-            raise ValueError(f"place {place_part!r} is not '<category>/<id>' or {NO_PLACE!r}")
-        location_category, location_id = place_part.rsplit("/", 1)
-        if not (app_category and app and location_category and location_id):
-            raise ValueError(f"empty field in pair {text!r}")
+        app_category, app = _split_named(app_part, "app", text)
+        location_category, location_id = _split_named(place_part, "place", text)
+        if app is None and location_id is None:
+            raise ValueError(f"pair {text!r} has neither an app nor a place")
         return cls(app_category, app, location_category, location_id)
+
+
+def _split_named(part: str, what: str, text: str) -> tuple[str | None, str | None]:
+    """``"<category>/<id>"`` -> (category, id); ``"-"`` -> (None, None)."""
+    if part == NO_PLACE:
+        return None, None
+    if "/" not in part:
+        raise ValueError(f"{what} {part!r} is not '<category>/<id>' or {NO_PLACE!r} in {text!r}")
+    category, name = part.rsplit("/", 1)
+    if not (category and name):
+        raise ValueError(f"empty field in pair {text!r}")
+    return category, name
 
 
 def synthesis_input(events: pd.DataFrame, source: str, purpose: str
                     ) -> tuple[pd.DataFrame, dict[str, slice]]:
     """Validated, real (``require_real``), pair-serialisable events and each user's row range:
-    the common entry check of synthesis and of its LM's training data."""
+    the common entry check of synthesis and of its LM's training data.
+
+    With app uses in the table, the app events are kept (a place observation without an app
+    makes no (app, place) pair; no app is ever invented). A table of place check-ins only keeps
+    the events with a place id: it synthesises places, with ``"-"`` for the app."""
     events = validate_events(events, source=source)
     require_real(events, f"{source} ({purpose})")
-    if not has_apps(events):
-        raise DataError(f"{purpose} writes (app, place) pairs, and no event has an app (the "
-                        "events are place observations only; no app is ever invented)",
-                        source=source, field="app")
-    events = app_events(events).reset_index(drop=True)  # place observations make no pair
+    if has_apps(events):
+        events = app_events(events)
+    elif events["location_id"].notna().any():
+        events = events[events["location_id"].notna()]
+    else:
+        raise DataError(f"{purpose} writes (app, place) pairs, and no event has an app or a "
+                        "place id", source=source, field="app")
+    events = events.reset_index(drop=True)
     check_serialisable(events, source)
     return events, user_slices(events)
 
@@ -86,19 +115,16 @@ def check_serialisable(events: pd.DataFrame, source: str = "<events>") -> None:
                                            else ())
         for token in forbidden:
             bad |= values.str.contains(token, regex=False).fillna(False).to_numpy(dtype=bool)
-        if column == "location_id":
-            bad |= values.eq(NO_PLACE).fillna(False).to_numpy(dtype=bool)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(f"value {values.iloc[row]!r} contains one of {list(forbidden)}, "
                             "which the synthesis text format reserves", source=source, line=row,
                             field=column)
-    has_id = events["location_id"].notna().to_numpy()
-    has_category = events["location_category"].notna().to_numpy()
-    if (has_id & ~has_category).any():
-        row = int(np.flatnonzero(has_id & ~has_category)[0])
-        raise DataError("a place needs its location_category for synthesis", source=source,
-                        line=row, field="location_category")
+    for name, category in (("app", "app_category"), ("location_id", "location_category")):
+        named = events[name].notna().to_numpy() & events[category].isna().to_numpy()
+        if named.any():
+            raise DataError(f"an event with a {name} needs its {category} for synthesis",
+                            source=source, line=int(np.flatnonzero(named)[0]), field=category)
 
 
 def _cell(value) -> str | None:
@@ -109,7 +135,8 @@ def pairs_of(events: pd.DataFrame) -> list[Pair]:
     """The pair of every row, in row order."""
     columns = [events[c].to_numpy(dtype=object) for c in
                ("app_category", "app", "location_category", "location_id")]
-    return [Pair(str(c), str(a), _cell(lc) if _cell(lid) is not None else None, _cell(lid))
+    return [Pair(_cell(c) if _cell(a) is not None else None, _cell(a),
+                 _cell(lc) if _cell(lid) is not None else None, _cell(lid))
             for c, a, lc, lid in zip(*columns)]
 
 

@@ -1,0 +1,340 @@
+"""Constrained synthesis on real pairs over months (issue 19; seed paper 000, eq. 25-26, Fig. 5).
+Writes the ``synth-real`` section of BENCHMARKS.md (another dataset: ``synth-real-<name>``) and
+Fig. 5a/5b of the test users to benchmarks/figures/.
+
+Default data: Foursquare NYC, place check-ins only, so the generated "pair" is a venue (app
+"-") at a time drawn from the user's history, and fidelity (eq. 26) is measured on the
+place-category x hour-of-day distribution. A dataset with apps is measured on both the
+app-category x place-category and the place-category x hour distributions.
+
+``--split users`` (default): users split once (seeded): test users (never seen by the LM, used
+once, at the end), validation users (they choose the training checkpoint), training users (the
+LM's SFT data, recipes/synth_lm.py); a user's whole history is H_u and the real reference.
+``--split time`` (data with too few people, StudentLife: two students have apps and places):
+each user's first 60% of events are H_u and the LM's data, the next 20% validate, the last 20%
+test. Places without a category (StudentLife has no POI data) are their own category.
+Rows, same users, plans and event counts:
+the tuned LM + outlines at the validation-chosen checkpoint, the untuned LM + outlines, no LM
+(uniform among allowed pairs), no LM (the user's own pair frequencies, time ignored), and real
+events resampled to the same size (the sampling-noise floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
+from _report import markdown_table
+from bench_synth import REPO, UniformAllowedDecoder, fidelity_rows, fmt, train_lm, training_text
+
+from uscope.data.schema import has_apps
+from uscope.profile import profile_users
+from uscope.synth import (
+    ExplorationPolicy,
+    OutlinesDecoder,
+    SynthConfig,
+    fidelity,
+    load_synth_lm,
+    synthesize,
+)
+from uscope.synth.figures import plot_difference_heatmap, plot_scatter
+from uscope.synth.pairs import allowed_pairs, pair_counts, population_pairs, synthesis_input
+from uscope.synth.serialise import completion_text
+
+FIGURES = REPO / "benchmarks" / "figures"
+TUNED, BASE = "tuned SmolLM2 + outlines", "untuned SmolLM2 + outlines"
+UNIFORM, OWN = "no LM: uniform over allowed pairs", "no LM: the user's pair frequencies"
+QUICK = {"test_users": 2, "valid_users": 2, "max_users": 12, "per_user": 1, "length": 3,
+         "train_steps": 2, "checkpoint_every": 1, "train_batch": 1, "events_per_example": 4,
+         "skip_base": True}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--split", choices=["users", "time"], default="users")
+    p.add_argument("--test-users", type=int, default=16)
+    p.add_argument("--valid-users", type=int, default=8)
+    p.add_argument("--per-user", type=int, default=2, help="K sequences per user")
+    p.add_argument("--length", type=int, default=16, help="T' events per sequence")
+    p.add_argument("--train-steps", type=int, default=48)
+    p.add_argument("--checkpoint-every", type=int, default=16,
+                   help="validation compares the checkpoints at these step multiples")
+    p.add_argument("--train-batch", type=int, default=2)
+    p.add_argument("--events-per-example", type=int, default=12)
+    p.add_argument("--hour-bin", type=int, default=3, help="hours per bin of the hour axis")
+    p.add_argument("--skip-base", action="store_true", help="no untuned-base row")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="default runs/bench_synth_real/<dataset> (--quick: a temporary folder)")
+    add_dataset_args(p, default="foursquare-nyc")
+    args = parse_args(p, argv, quick=QUICK)
+    if args.workdir is None:
+        args.workdir = Path(tempfile.mkdtemp(prefix="bench_synth_real_")) if args.quick \
+            else REPO / "runs" / "bench_synth_real" / args.dataset
+    return args
+
+
+class UserFrequencyDecoder(UniformAllowedDecoder):
+    """No LM: each offered pair drawn in proportion to its count in the user's own history
+    (time and context ignored); pairs the user never produced (exploration) weigh 1."""
+
+    def __init__(self, counts: dict):
+        self.counts = counts
+
+    def choose(self, prompts, options):
+        weights = np.array([self.counts.get(p, 0) for p in options], dtype=float)
+        weights = np.where(weights > 0, weights, 1.0)
+        picks = self.rng.choice(len(options), size=len(prompts), p=weights / weights.sum())
+        return [completion_text(options[int(i)]) for i in picks]
+
+
+@dataclass
+class Split:
+    """H_u of every user (synthesis input, population pairs, profiles), the LM's training
+    events, and the users and real events that validate and test."""
+
+    history: pd.DataFrame
+    train: pd.DataFrame
+    valid_users: list[str]
+    valid_real: pd.DataFrame
+    test_users: list[str]
+    test_real: pd.DataFrame
+    text: str
+
+
+def split_users(events: pd.DataFrame, n_test: int, n_valid: int, seed: int) -> Split:
+    """Disjoint test / validation / training users, a seeded permutation of the user ids."""
+    users = np.array(sorted(events["user_id"].unique()))
+    if len(users) < n_test + n_valid + 2:
+        raise SystemExit(f"{len(users)} users: too few for {n_test} test and {n_valid} "
+                         "validation users and a training population (try --split time)")
+    order = np.random.default_rng(seed).permutation(users)
+    test, valid, train = (sorted(order[:n_test]), sorted(order[n_test:n_test + n_valid]),
+                          sorted(order[n_test + n_valid:]))
+    part = {name: events[events["user_id"].isin(ids)] for name, ids in
+            (("test", test), ("valid", valid), ("train", train))}
+    text = (f"users split once (seed {seed}): {len(test)} test users (used once, for the tables "
+            f"below), {len(valid)} validation users (choose the checkpoint), {len(train)} "
+            "training users (the LM's data); a user's whole history is H_u and the reference")
+    return Split(events, part["train"], valid, part["valid"], test, part["test"], text)
+
+
+def split_time(events: pd.DataFrame, fractions: tuple[float, float] = (0.6, 0.8)) -> Split:
+    """Each user's events in time order: the first 60% are H_u (and the LM's data), the next
+    20% validate, the last 20% test."""
+    events = events.sort_values(["user_id", "timestamp"], kind="stable")
+    rank = events.groupby("user_id").cumcount() / events.groupby("user_id")["user_id"]\
+        .transform("size")
+    history = events[rank < fractions[0]].reset_index(drop=True)
+    users = sorted(history["user_id"].unique())
+    valid = events[(rank >= fractions[0]) & (rank < fractions[1])]
+    test = events[rank >= fractions[1]]
+    text = (f"each of the {len(users)} users' events split in time: the first 60% are H_u and "
+            "the LM's data, the next 20% validate (choose the checkpoint), the last 20% test "
+            "(used once, for the tables below)")
+    return Split(history, history, users, valid, users, test, text)
+
+
+def with_place_categories(events: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Places without a category (no POI data) become their own category."""
+    missing = events["location_id"].notna() & events["location_category"].isna()
+    if not missing.any():
+        return events, False
+    events = events.copy()
+    events["location_category"] = events["location_category"].astype("string")
+    events.loc[missing, "location_category"] = events.loc[missing, "location_id"]
+    return events, True
+
+
+def generate(events, profiles, decoder, config, users) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    start = time.perf_counter()
+    result = synthesize(events, profiles, decoder, config, users=users)
+    return result.events, result.report, time.perf_counter() - start
+
+
+def own_frequencies(events, profiles, config, users) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """The user-frequency anchor, one decoder (the user's own counts) per user."""
+    frames, reports, seconds = [], [], 0.0
+    for user in users:
+        counts = pair_counts(events[events["user_id"] == user])
+        frame, stats, spent = generate(events, profiles, UserFrequencyDecoder(counts), config,
+                                       [user])
+        frames.append(frame), reports.append(stats)
+        seconds += spent
+    return pd.concat(frames, ignore_index=True), pd.concat(reports, ignore_index=True), seconds
+
+
+def constraint_audit(events: pd.DataFrame, generated: pd.DataFrame, stats: pd.DataFrame,
+                     sequences: int) -> dict:
+    """Recount, from the real histories, the generated pairs outside each user's H_u: each must
+    be a real population pair, and a user's total at most K x its exploratory budget."""
+    population = population_pairs(events)
+    outside, unreal, over = 0, 0, []
+    budgets = dict(zip(stats["user_id"].astype(str), stats["budget"]))
+    for user, frame in generated.groupby("user_id"):
+        allowed = allowed_pairs(events[events["user_id"] == user])
+        extra = [p for p in pair_counts(frame).elements() if p not in allowed]
+        outside += len(extra)
+        unreal += sum(p not in population for p in extra)
+        if len(extra) > sequences * budgets[str(user)]:
+            over.append(str(user))
+    return {"events": len(generated), "outside H_u": outside, "not a real pair": unreal,
+            "users over budget": len(over)}
+
+
+def axes_of(events: pd.DataFrame) -> list[str]:
+    return ["app_category", "hour"] if has_apps(events) else ["hour"]
+
+
+def validate(split: Split, profiles, checkpoints, config, args) -> tuple[list[dict], Path]:
+    """Fidelity (MAE over the hour axis, and the app axis where there is one) of each
+    checkpoint on the validation users; the lowest mean MAE wins."""
+    rows, best = [], None
+    for step, path in checkpoints:
+        model, tokenizer = load_synth_lm(adapter=path)
+        frame, _, seconds = generate(split.history, profiles, OutlinesDecoder(model, tokenizer),
+                                     config, split.valid_users)
+        maes = {a: fidelity(split.valid_real, frame, against=a, hour_bin=args.hour_bin).mae
+                for a in axes_of(split.history)}
+        score = float(np.mean(list(maes.values())))
+        rows.append({"checkpoint (training steps)": step, **{f"MAE ({a})": v for a, v in
+                                                             maes.items()},
+                     "mean MAE": score, "seconds": f"{seconds:.0f}"})
+        if best is None or score < best[0]:
+            best = (score, step, path)
+        print(f"validation step {step}: {maes} ({seconds:.0f}s)", flush=True)
+    for row in rows:
+        row["chosen"] = "yes" if row["checkpoint (training steps)"] == best[1] else ""
+    return rows, best[2]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    torch.set_num_threads(args.threads)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    clock = time.perf_counter()
+    loaded = load_for_benchmark(args, NEEDS["bench_synth_real"][0], "bench_synth_real",
+                                quick_users=args.max_users)
+    events, own_categories = with_place_categories(loaded.events)
+    events, _ = synthesis_input(events, loaded.label, "synthesis benchmark")
+    events["user_id"] = events["user_id"].astype(str)
+    split = split_users(events, args.test_users, args.valid_users, args.seed) \
+        if args.split == "users" else split_time(events)
+    history = split.history
+    profiles = profile_users(history, backend="heuristic")
+    training = train_lm(split.train, profiles, args, save_steps=args.checkpoint_every,
+                        keep=args.train_steps // args.checkpoint_every + 1)
+    checkpoints = sorted(((int(p.name.split("-")[1]), p) for p in
+                          (args.workdir / "adapter").glob("checkpoint-*")), key=lambda c: c[0])
+    config = SynthConfig(sequences_per_user=args.per_user, events_per_sequence=args.length,
+                         seed=args.seed, exploration=ExplorationPolicy(mode="profile"))
+    valid_rows, chosen = validate(split, profiles, checkpoints, config, args)
+
+    test = split.test_users
+    generated, seconds, audits = {}, {}, []
+    models = {TUNED: chosen} | ({} if args.skip_base else {BASE: None})
+    decoders = {name: (lambda a=adapter: OutlinesDecoder(*load_synth_lm(adapter=a)))
+                for name, adapter in models.items()} | {UNIFORM: UniformAllowedDecoder}
+    for name, make in decoders.items():
+        frame, stats, seconds[name] = generate(history, profiles, make(), config, test)
+        generated[name] = frame
+        audits.append({"source": name, **constraint_audit(history, frame, stats, args.per_user)})
+        print(f"test generation {name}: {seconds[name]:.0f}s", flush=True)
+    generated[OWN], stats, seconds[OWN] = own_frequencies(history, profiles, config, test)
+    audits.append({"source": OWN, **constraint_audit(history, generated[OWN], stats,
+                                                     args.per_user)})
+
+    tables, figures = {}, []
+    for axis in axes_of(history):
+        rows, results = fidelity_rows(split.test_real, generated, seconds, args.seed, axis,
+                                      args.hour_bin)
+        tables[axis] = rows
+        if not args.quick:
+            key = f"{loaded.spec.name}_{axis}"
+            title = f"{loaded.label}, test users, tuned SmolLM2-135M + outlines ({axis})"
+            figures += [plot_difference_heatmap(results[TUNED],
+                                                FIGURES / f"synth_real_fig5a_{key}.png", title),
+                        plot_scatter(results[TUNED], FIGURES / f"synth_real_fig5b_{key}.png",
+                                     title)]
+    minutes = (time.perf_counter() - clock) / 60
+    report(args, loaded, "synth-real", "Synthesis on real pairs (issue 19)",
+           body(args, loaded, events, split, own_categories, training, valid_rows, tables,
+                audits, figures, minutes))
+
+
+AXIS_TEXT = {"app_category": "app-category x place-category (each place category's app shares)",
+             "hour": "place-category x hour of day (each place category's shares of {bin}-hour "
+                     "bins)"}
+
+
+def verdict(rows: list[dict]) -> str:
+    """Bar of issue 19: the tuned LM closer to the real distribution than uniform choice."""
+    by = {r["source"]: r for r in rows}
+    tuned, uniform = by[TUNED], by[UNIFORM]
+    mae = tuned["MAE"] < uniform["MAE"]
+    r = tuned["pearson_r"] > uniform["pearson_r"]
+    met = "**met**" if mae and r else "**not met**"
+    return (f"tuned LM vs uniform among allowed pairs: MAE {tuned['MAE']:.4f} vs "
+            f"{uniform['MAE']:.4f}, r {tuned['pearson_r']:.3f} vs {uniform['pearson_r']:.3f}: "
+            f"{met}")
+
+
+def body(args, loaded, events, split, own_categories, training, valid_rows, tables, audits,
+         figures, minutes) -> str:
+    columns = ["source", "events", "seconds", "MAE", "RMSE", "R2", "pearson_r", "p_value",
+               "cramers_v_real", "cramers_v_generated", "rows_missing"]
+    sections = []
+    for axis, rows in tables.items():
+        sections.append(f"**Fidelity (eq. 26), {AXIS_TEXT[axis].format(bin=args.hour_bin)}**, "
+                        f"test users:\n\n{markdown_table(fmt(rows), columns)}\n\n"
+                        f"Bar: {verdict(rows)}.")
+    audit = all(a["not a real pair"] == 0 and a["users over budget"] == 0 for a in audits)
+    shown = ", ".join(f"`{Path(f).relative_to(REPO)}`" for f in figures) or "(none: quick run)"
+    n_events = events.groupby("user_id").size()
+    kind = "app uses" if has_apps(events) else 'place check-ins: the app is "-"'
+    places = " Places have no category in this data: each place is its own category (the " \
+        "place axis is the place)." if own_categories else ""
+    return quick_banner(args) + f"""
+Data: {loaded.label}, {len(n_events)} users with {int(n_events.sum()):,} events that make a
+pair ({kind}).{places} Split: {split.text}. One generation seed; the LM trained once.
+
+**Sequence LM** (`recipes/synth_lm.py`, TRL SFT + LoRA r=16 on SmolLM2-135M-Instruct,
+heuristic profiles as P_u, {args.threads} CPU threads): {training_text(training)}.
+
+**Validation** ({len(split.valid_users)} users, {len(split.valid_real):,} real events, K =
+{args.per_user} x T' = {args.length}): the checkpoint with the lowest mean fidelity MAE is
+used on the test users.
+
+{markdown_table(fmt(valid_rows))}
+
+**Generation**: K = {args.per_user} sequences x T' = {args.length} events per test user, times
+drawn from the user's own (day, hour) cells, profile-driven exploration; every row decodes the
+same plans. The user-frequency row draws each offered pair by its count in the user's own
+history (what a user of the library would do without an LM).
+
+{chr(10).join(s + chr(10) for s in sections)}
+**Constraint audit** (recounted from the real histories): generated pairs outside the user's
+H_u must be real population pairs and within K x the user's exploratory budget.
+
+{markdown_table(audits)}
+
+Bar: every generated pair allowed or within the exploration budget: {'**met**' if audit
+else '**not met**'}.
+
+Figures: {shown}. Whole benchmark: {minutes:.1f} min.
+"""
+
+
+if __name__ == "__main__":
+    main()
