@@ -7,12 +7,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from uscope.data import load_dataset
-from uscope.synth.pairs import Pair, pair_counts, synthesis_input
+from uscope.synth.pairs import (
+    Pair,
+    allowed_pairs,
+    exploration_candidates,
+    population_pairs,
+    synthesis_input,
+)
 from uscope.synth.serialise import completion_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -53,6 +58,13 @@ def test_user_split_is_disjoint_seeded_and_keeps_every_user(check_ins):
         split_users(check_ins.head(500), n_test=16, n_valid=8, seed=0)
 
 
+def test_time_split_tests_only_users_with_later_events(student_apps):
+    few = student_apps[student_apps["user_id"] == "u01"].head(2)   # 60% of 2: only history
+    split = split_time(pd.concat([student_apps[student_apps["user_id"] == "u00"], few]))
+    assert split.test_users == ["u00"] and set(split.test_real["user_id"]) == {"u00"}
+    assert "u01" in set(split.history["user_id"])
+
+
 def test_time_split_keeps_order_and_shares_per_user(student_apps):
     split = split_time(student_apps)
     assert split.valid_users == split.test_users == ["u00", "u01"]
@@ -71,8 +83,14 @@ def test_a_place_without_a_category_is_its_own_category(student_apps):
     placed = student_apps[student_apps["location_id"].notna()]
     assert (placed["location_category"] == placed["location_id"]).all()
     assert student_apps.loc[student_apps["location_id"].isna(), "location_category"].isna().all()
+    raw = load_dataset("studentlife").events
+    placed = raw["location_id"].notna()
+    assert raw.loc[placed, "location_category"].isna().all()  # the reader has no POI data
+    assert len(with_place_categories(raw)[0]) == len(raw)
     check_ins = load_dataset("foursquare-nyc").events.head(50)
-    assert with_place_categories(check_ins) == (check_ins, False)
+    same, changed = with_place_categories(check_ins)
+    assert not changed
+    pd.testing.assert_frame_equal(same, check_ins)
 
 
 def test_user_frequency_decoder_draws_by_the_user_s_counts():
@@ -89,16 +107,22 @@ def test_user_frequency_decoder_draws_by_the_user_s_counts():
 def test_constraint_audit_counts_pairs_outside_the_history(check_ins):
     users = sorted(check_ins["user_id"].unique())[:2]
     own = check_ins[check_ins["user_id"] == users[0]].head(6).copy()
-    stranger = check_ins[check_ins["user_id"] == users[1]]
-    foreign = stranger[~stranger["location_id"].isin(
-        check_ins.loc[check_ins["user_id"] == users[0], "location_id"])].head(3)
-    generated = pd.concat([own, foreign.assign(user_id=users[0])], ignore_index=True)
+    history = check_ins[check_ins["user_id"] == users[0]]
+    allowed = allowed_pairs(history)
+    offered = exploration_candidates(allowed, population_pairs(check_ins), limit=2)
+    # two offered candidates, and one real venue of another user that was never offered
+    rest = check_ins[~check_ins["location_id"].isin(history["location_id"])]
+    unoffered = next(r for _, r in rest.iterrows()
+                     if Pair(None, None, r["location_category"], r["location_id"])
+                     not in offered)
+    extra = pd.DataFrame([{**own.iloc[0].to_dict(), "location_id": p.location_id,
+                           "location_category": p.location_category} for p in offered]
+                         + [{**own.iloc[0].to_dict(), "location_id": unoffered["location_id"],
+                             "location_category": unoffered["location_category"]}])
+    generated = pd.concat([own, extra], ignore_index=True)
     stats = pd.DataFrame({"user_id": [users[0]], "budget": [1]})
-    audit = constraint_audit(check_ins, generated, stats, sequences=3)
-    assert audit == {"events": 9, "outside H_u": 3, "not a real pair": 0,
-                     "users over budget": 0}
-    assert constraint_audit(check_ins, generated, stats, sequences=2)["users over budget"] == 1
-    invented = generated.assign(location_id=np.where(np.arange(9) == 0, "nowhere", 
-                                                     generated["location_id"]))
-    assert constraint_audit(check_ins, invented, stats, sequences=9)["not a real pair"] == 1
-    assert sum(pair_counts(own).values()) == 6
+    audit = constraint_audit(check_ins, generated, stats, sequences=3, max_candidates=2)
+    assert audit == {"events": 9, "outside H_u": 3, "not an offered candidate": 1,
+                     "users over K x budget": 0}
+    assert constraint_audit(check_ins, generated, stats, 2, 2)["users over K x budget"] == 1
+    assert constraint_audit(check_ins, own, stats, 1, 2)["outside H_u"] == 0

@@ -126,3 +126,15 @@ def test_place_check_ins_have_no_app_axis_and_bins_must_divide_the_day():
         usage_distribution(visits, against="hour", hour_bin=5)
     with pytest.raises(ValueError, match="against must be one of"):
         usage_distribution(visits, against="weekday")
+
+
+def test_hour_axis_of_a_table_with_apps_counts_app_uses_only():
+    """Raw StudentLife-like rows: GPS fixes without an app are not what synthesis generates."""
+    uses = _visits([(8, "Home"), (9, "Home")]).assign(app="mail", app_category="Mail")
+    fixes = _visits([(20, "Home"), (21, "Home"), (22, "Home")])
+    dist = usage_distribution(pd.concat([uses, fixes]), against="hour", hour_bin=12)
+    assert dist.loc["Home"].to_dict() == {"00-12h": 1.0}
+    untimed = uses.assign(timestamp=pd.NaT)
+    with pytest.raises(DataError, match="needs event times") as info:
+        usage_distribution(untimed, against="hour")
+    assert info.value.field == "timestamp"

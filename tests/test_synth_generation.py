@@ -144,4 +144,7 @@ def test_place_check_ins_synthesise_venues_of_the_users_history(shared_data, dec
         venue_category = dict(zip(real["location_id"], real["location_category"]))
         assert all(venue_category[v] == c for v, c in
                    zip(generated["location_id"], generated["location_category"]))
-    assert fidelity(mine, result.events, against="hour").against == "hour"
+    result_fidelity = fidelity(mine, result.events, against="hour")
+    generated_categories = set(result.events["location_category"])
+    assert set(result_fidelity.real.index) == generated_categories  # rows: places generated
+    assert set(result_fidelity.real.columns) <= {f"{h:02d}-{h + 3:02d}h" for h in range(0, 24, 3)}

@@ -146,8 +146,27 @@ def test_an_app_without_its_category_is_rejected(simulated):
     assert info.value.line == 3 and info.value.field == "app_category"
 
 
-def test_pairs_with_and_without_a_place_sort_together():
+def test_pairs_sort_by_text_and_order_agrees_with_equality():
     """StudentLife: the same app used with and without a GPS fix nearby."""
-    pairs = [Pair("Tools", "a", "P", "1"), Pair("Tools", "a", None, None),
-             Pair(None, None, "P", "1")]
-    assert [p.text() for p in sorted(pairs)] == sorted(p.text() for p in pairs)
+    with_place, without = Pair("Tools", "a", "P", "1"), Pair("Tools", "a", None, None)
+    visit = Pair(None, None, "P", "1")
+    assert sorted([with_place, visit, without]) == [visit, without, with_place]  # "-" < "P"
+    twin = Pair("Tools", "a", "P", "1")
+    assert with_place <= twin and with_place >= twin and not with_place < twin
+    assert without < with_place and with_place > without
+    with pytest.raises(TypeError):
+        _ = with_place < "Tools/a @ P/1"
+    with pytest.raises(ValueError, match="come together"):
+        Pair("Tools", None, "P", "1")          # a category without its app
+    with pytest.raises(ValueError, match="come together"):
+        Pair(None, "x", None, "1")             # a place id without its category
+
+
+@pytest.mark.parametrize("value", ["Food @ Home", "Food ", " Food", "mail@home"])
+def test_values_the_parser_would_change_are_rejected(simulated, value):
+    events = simulated.events.head(3).copy()
+    events["location_category"] = events["location_category"].astype("string")
+    events.loc[1, "location_category"] = value
+    with pytest.raises(DataError, match="reserves") as info:
+        check_serialisable(events)
+    assert info.value.line == 1 and info.value.field == "location_category"

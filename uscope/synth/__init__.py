@@ -3,7 +3,8 @@
 events H_u -> allowed (app, place) pairs (non-zero co-occurrence) + exploratory budget read from
 the profile P_u -> constrained decoding of p(a_t, l_t | P_u, tau_t) (eq. 25) with outlines (or
 vLLM structured outputs) -> synthetic events (``synthetic=True``, their own file) -> fidelity of
-the app-category x location-category usage distribution (eq. 26, Fig. 5). Synthetic events
+the app-category x location-category usage distribution (eq. 26, Fig. 5; place check-ins without
+apps: venues are generated, and fidelity is read on place-category x hour). Synthetic events
 augment training only; ``require_real`` keeps them out of every evaluation split.
 Heavy libraries (torch, transformers, outlines, vllm, datasets) load inside the functions.
 """

@@ -30,20 +30,24 @@ def hour_labels(stamps: pd.Series, hour_bin: int) -> pd.Series:
     """Hour of day in bins of ``hour_bin`` hours, as ``"06-09h"`` labels (sortable)."""
     if not 1 <= hour_bin <= 24 or 24 % hour_bin:
         raise ValueError(f"hour_bin must divide 24, got {hour_bin}")
+    if stamps.isna().any():
+        raise DataError("the hour axis needs event times, and some events have none",
+                        field="timestamp")
     start = pd.to_datetime(stamps).dt.hour // hour_bin * hour_bin
     return start.map(lambda h: f"{h:02d}-{h + hour_bin:02d}h")
 
 
 def contingency(events: pd.DataFrame, source: str = "events", against: str = "app_category",
                 hour_bin: int = 3) -> pd.DataFrame:
-    """Event counts, rows = location categories, columns = app categories (rows without a
-    place, and place observations without an app, are left out) or hour bins."""
+    """Event counts, rows = location categories, columns = app categories or hour bins.
+    Rows without a place are left out, and so are place observations without an app when the
+    table has app uses (synthesis generates app uses there, never bare place fixes)."""
     if against not in AXES:
         raise ValueError(f"against must be one of {AXES}, got {against!r}")
-    if against == "app_category":
-        if not events["app"].notna().any():
-            raise DataError("no event has an app; eq. 26 needs app-location pairs (place "
-                            "check-ins: against='hour')", source=source, field="app")
+    if against == "app_category" and not events["app"].notna().any():
+        raise DataError("no event has an app; eq. 26 needs app-location pairs (place "
+                        "check-ins: against='hour')", source=source, field="app")
+    if events["app"].notna().any():
         events = events[events["app"].notna()]
     placed = events[events["location_category"].notna()]
     if placed.empty:
@@ -142,7 +146,8 @@ def fidelity(real: pd.DataFrame, generated: pd.DataFrame, normalise: str = "loca
              against: str = "app_category", hour_bin: int = 3) -> Fidelity:
     """Eq. 26 on the usage distributions of ``real`` and ``generated`` event tables.
 
-    Columns are the union of app categories (absent = 0). With ``normalise="location"`` a row
+    Columns are the union of app categories or hour bins (absent = 0). With
+    ``normalise="location"`` a row
     is only defined where the place category has events, so rows are the location categories
     present on both sides; real ones never generated are listed in ``rows_missing``.
     """

@@ -1,6 +1,7 @@
 """Fig. 5 of seed paper 000 (RQ3) for a ``Fidelity`` result.
 
-(a) difference heatmap, generated - real usage distribution (location category x app category),
+(a) difference heatmap, generated - real usage distribution (location category x app category,
+    or x hour of day for place check-ins),
     cells with |diff| > ``threshold`` circled; (b) point-wise scatter of real vs generated shares
     with the identity line, the +-``threshold`` tolerance band in green, R^2 and Pearson r.
 The caller's ``title`` must say where the data came from (e.g. "SIMULATED population").

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import total_ordering
 
 import numpy as np
 import pandas as pd
@@ -29,10 +30,11 @@ from uscope.profile.features import user_slices
 SEPARATOR = " @ "
 NO_PLACE = "-"
 # characters that would break the line format (time | pair) or the pair format
-_FORBIDDEN_ANYWHERE = ("\n", "\r", "|", SEPARATOR)
+_FORBIDDEN_ANYWHERE = ("\n", "\r", "|", "@")
 _FORBIDDEN_IN_ID = ("/",)
 
 
+@total_ordering
 @dataclass(frozen=True)
 class Pair:
     """One (a_t, l_t) of eq. 21 with the categories the fidelity of eq. 26 is measured on.
@@ -47,10 +49,16 @@ class Pair:
     def __post_init__(self) -> None:
         if self.app is None and self.location_id is None:
             raise ValueError("a pair needs an app or a place")
+        for name, category in ((self.app, self.app_category),
+                               (self.location_id, self.location_category)):
+            if (name is None) != (category is None):
+                raise ValueError(f"an app or place and its category come together: {self!r}")
 
-    def __lt__(self, other: Pair) -> bool:
+    def __lt__(self, other: object) -> bool:
         """Pairs sort by their text (an app use without a place, or a check-in without an
-        app, sorts beside the others)."""
+        app, sorts beside the others); equal pairs have equal texts and back."""
+        if not isinstance(other, Pair):
+            return NotImplemented
         return self.text() < other.text()
 
     def text(self) -> str:
@@ -115,10 +123,12 @@ def check_serialisable(events: pd.DataFrame, source: str = "<events>") -> None:
                                            else ())
         for token in forbidden:
             bad |= values.str.contains(token, regex=False).fillna(False).to_numpy(dtype=bool)
+        bad |= values.ne(values.str.strip()).fillna(False).to_numpy(dtype=bool)  # parse strips
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"value {values.iloc[row]!r} contains one of {list(forbidden)}, "
-                            "which the synthesis text format reserves", source=source, line=row,
+            raise DataError(f"value {values.iloc[row]!r} contains one of {list(forbidden)} or "
+                            "space at an end, which the synthesis text format reserves",
+                            source=source, line=row,
                             field=column)
     for name, category in (("app", "app_category"), ("location_id", "location_category")):
         named = events[name].notna().to_numpy() & events[category].isna().to_numpy()

@@ -1,6 +1,8 @@
 """App-location sequences as text, for the sequence LM of eq. 25 (training and generation).
 
-One event is one line ``"<Wkd> <HH>h | <pair>"`` (e.g. ``"Tue 08h | News/22 @ Residence/3"``):
+One event is one line ``"<Wkd> <HH>h | <pair>"`` (e.g. ``"Tue 08h | News/22 @ Residence/3"``,
+or ``"Tue 08h | - @ Food/v12"`` for a place check-in without an app; the header names both parts
+whichever is absent):
 tau_t as weekday and hour, then (a_t, l_t). A prompt is the profile P_u, a header, the latest
 lines of the sequence so far, and the time of the next event up to ``"|"``; the model (or the
 constraint) completes the line with ``" <pair>\\n"``. ``format_sequence``/``parse_sequence`` are
