@@ -126,3 +126,18 @@ def test_constraint_audit_counts_pairs_outside_the_history(check_ins):
                      "users over K x budget": 0}
     assert constraint_audit(check_ins, generated, stats, 2, 2)["users over K x budget"] == 1
     assert constraint_audit(check_ins, own, stats, 1, 2)["outside H_u"] == 0
+
+
+def test_bootstrap_lead_resamples_users_and_brackets_a_clear_lead(check_ins):
+    from bench_synth_real import TUNED, UNIFORM, bootstrap_lead, lead_rows
+
+    users = sorted(check_ins["user_id"].unique())[:8]
+    real = check_ins[check_ins["user_id"].isin(users)]
+    noon = real.assign(timestamp=real["timestamp"].dt.normalize() + pd.Timedelta(hours=12))
+    generated = {TUNED: real, UNIFORM: noon}   # a perfect copy vs every visit moved to noon
+    low, high, skipped = bootstrap_lead(real, generated, UNIFORM, "hour", 3, draws=40)
+    assert 0 < low <= high and skipped == 0
+    (row,) = lead_rows(real, generated, "hour", 3, seed=0, draws=40)
+    assert row["rival"] == UNIFORM and low <= row["lead"] <= high
+    same = bootstrap_lead(real, {TUNED: real, UNIFORM: real}, UNIFORM, "hour", 3, draws=10)
+    assert same[:2] == (0.0, 0.0)
