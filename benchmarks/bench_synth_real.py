@@ -266,10 +266,11 @@ def lead_rows(real, generated, axis, hour_bin, seed, draws: int = 1000) -> list[
     return rows
 
 
-def lead_table(leads: list[dict]) -> str:
+def lead_table(leads: list[dict], n_users: int) -> str:
+    """With few test users (StudentLife: 2) the interval says little: the header counts them."""
     return markdown_table([{"tuned LM vs": row["rival"],
                             "MAE lead (rival - tuned)": f"{row['lead']:+.4f}",
-                            "95% interval (test users resampled)":
+                            f"95% interval ({n_users} test users resampled)":
                                 f"[{row['low']:+.4f}, {row['high']:+.4f}]",
                             "draws skipped": row["skipped"]} for row in leads])
 
@@ -405,7 +406,8 @@ def body(args, loaded, events, split, own_categories, training, valid_rows, tabl
     for axis, (rows, leads) in tables.items():
         sections.append(f"**Fidelity (eq. 26), {AXIS_TEXT[axis].format(bin=args.hour_bin)}**, "
                         f"test users:\n\n{markdown_table(fmt(rows), columns)}\n\n"
-                        f"{lead_table(leads)}\n\nBar: {verdict(rows, leads)}.")
+                        f"{lead_table(leads, len(split.test_users))}\n\nBar: "
+                        f"{verdict(rows, leads)}.")
     audit = all(a["not an offered candidate"] == 0 and a["users over K x budget"] == 0
                 for a in audits)
     shown = ", ".join(f"`{Path(f).relative_to(REPO)}`" for f in figures) or "(none: quick run)"

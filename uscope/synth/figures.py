@@ -35,7 +35,8 @@ def plot_difference_heatmap(result: Fidelity, path: str | Path, title: str,
     diff = result.difference()
     values = diff.to_numpy()                                   # (L, A)
     limit = max(float(np.abs(values).max()), threshold, 1e-9)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.42 * values.shape[1], 1.6 + 0.42 * values.shape[0]))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.0 + 0.42 * values.shape[1]),
+                                    1.6 + 0.42 * values.shape[0]))
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     big_rows, big_cols = np.nonzero(np.abs(values) > threshold)
     ax.scatter(big_cols, big_rows, s=260, facecolors="none", edgecolors="black", linewidths=1.2)
