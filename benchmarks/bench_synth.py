@@ -136,6 +136,14 @@ def train_lm(events: pd.DataFrame, profiles, args, save_steps: int = 4, keep: in
     return {"adapter": out, **info}
 
 
+def reused_training(adapter: Path) -> dict:
+    """The record ``train_lm`` left beside an adapter trained by an earlier run (minutes None
+    when there is none), marked reused."""
+    record = adapter / "bench_training.json"
+    return {"adapter": adapter, "minutes": None, "reused": True,
+            **(json.loads(record.read_text()) if record.exists() else {})}
+
+
 def timed_synthesis(events, profiles, decoder, config, users):
     start = time.perf_counter()
     result = synthesize(events, profiles, decoder, config, users=users)
@@ -216,9 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.adapter is None:
         training = train_lm(train_events, train_profiles, args)
     else:  # an adapter trained by an earlier run of this script: report that training
-        record = args.adapter / "bench_training.json"
-        training = {"adapter": args.adapter, "minutes": None, "reused": True,
-                    **(json.loads(record.read_text()) if record.exists() else {})}
+        training = reused_training(args.adapter)
     print(f"training: {training}", flush=True)
 
     # 2. fidelity on the held-out users' full histories

@@ -36,7 +36,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
 from _report import markdown_table
-from bench_synth import REPO, UniformAllowedDecoder, fidelity_rows, fmt, train_lm, training_text
+from bench_synth import (
+    REPO,
+    UniformAllowedDecoder,
+    fidelity_rows,
+    fmt,
+    reused_training,
+    timed_synthesis,
+    train_lm,
+    training_text,
+)
 
 from uscope.data.schema import DataError, has_apps
 from uscope.profile import profile_users
@@ -46,7 +55,6 @@ from uscope.synth import (
     SynthConfig,
     fidelity,
     load_synth_lm,
-    synthesize,
 )
 from uscope.synth.figures import plot_difference_heatmap, plot_scatter
 from uscope.synth.pairs import (
@@ -173,9 +181,9 @@ def with_place_categories(events: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
 
 
 def generate(events, profiles, decoder, config, users) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    start = time.perf_counter()
-    result = synthesize(events, profiles, decoder, config, users=users)
-    return result.events, result.report, time.perf_counter() - start
+    """(events, per-user stats, seconds) of one synthesis, the shape ``cached`` keeps."""
+    result, seconds = timed_synthesis(events, profiles, decoder, config, users)
+    return result.events, result.report, seconds
 
 
 def cached(path: Path, run) -> tuple[pd.DataFrame, pd.DataFrame, float]:
@@ -289,9 +297,9 @@ def trained(split: Split, profiles, args) -> dict:
     """The LM of this workdir: trained by an earlier run when its last checkpoint and record
     exist (reused, said so in the report), else trained now."""
     adapter = args.workdir / "adapter"
-    record = adapter / "bench_training.json"
-    if record.exists() and (adapter / f"checkpoint-{args.train_steps}").exists():
-        return {"adapter": adapter, **json.loads(record.read_text()), "reused": True}
+    if (adapter / "bench_training.json").exists() and \
+            (adapter / f"checkpoint-{args.train_steps}").exists():
+        return reused_training(adapter)
     return train_lm(split.train, profiles, args, save_steps=args.checkpoint_every,
                     keep=args.train_steps // args.checkpoint_every + 1)
 

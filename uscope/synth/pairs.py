@@ -28,7 +28,7 @@ from uscope.data.splits import require_real
 from uscope.profile.features import user_slices
 
 SEPARATOR = " @ "
-NO_PLACE = "-"
+ABSENT = "-"  # no place, or no app
 # characters that would break the line format (time | pair) or the pair format
 _FORBIDDEN_ANYWHERE = ("\n", "\r", "|", "@")
 _FORBIDDEN_IN_ID = ("/",)
@@ -62,10 +62,8 @@ class Pair:
         return self.text() < other.text()
 
     def text(self) -> str:
-        app = NO_PLACE if self.app is None else f"{self.app_category}/{self.app}"
-        place = NO_PLACE if self.location_id is None else \
-            f"{self.location_category}/{self.location_id}"
-        return f"{app}{SEPARATOR}{place}"
+        return (f"{_join_named(self.app_category, self.app)}{SEPARATOR}"
+                f"{_join_named(self.location_category, self.location_id)}")
 
     @classmethod
     def parse(cls, text: str) -> Pair:
@@ -80,12 +78,17 @@ class Pair:
         return cls(app_category, app, location_category, location_id)
 
 
+def _join_named(category: str | None, name: str | None) -> str:
+    """(category, id) -> ``"<category>/<id>"``; (None, None) -> ``"-"``."""
+    return ABSENT if name is None else f"{category}/{name}"
+
+
 def _split_named(part: str, what: str, text: str) -> tuple[str | None, str | None]:
     """``"<category>/<id>"`` -> (category, id); ``"-"`` -> (None, None)."""
-    if part == NO_PLACE:
+    if part == ABSENT:
         return None, None
     if "/" not in part:
-        raise ValueError(f"{what} {part!r} is not '<category>/<id>' or {NO_PLACE!r} in {text!r}")
+        raise ValueError(f"{what} {part!r} is not '<category>/<id>' or {ABSENT!r} in {text!r}")
     category, name = part.rsplit("/", 1)
     if not (category and name):
         raise ValueError(f"empty field in pair {text!r}")
