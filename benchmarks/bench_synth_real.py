@@ -26,7 +26,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,7 @@ from uscope.synth.serialise import completion_text
 FIGURES = REPO / "benchmarks" / "figures"
 TUNED, BASE = "tuned SmolLM2 + outlines", "untuned SmolLM2 + outlines"
 UNIFORM, OWN = "no LM: uniform over allowed pairs", "no LM: the user's pair frequencies"
-QUICK = {"test_users": 2, "valid_users": 2, "max_users": 12, "per_user": 1, "length": 3,
+QUICK = {"generation_seeds": 1, "test_users": 2, "valid_users": 2, "max_users": 12, "per_user": 1, "length": 3,
          "train_steps": 2, "checkpoint_every": 1, "train_batch": 1, "events_per_example": 4,
          "skip_base": True}
 
@@ -90,6 +90,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-base", action="store_true", help="no untuned-base row")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generation-seeds", type=int, default=3,
+                   help="test generations repeated with seeds seed, seed+1, ... (the split, "
+                        "training and checkpoint stay those of --seed)")
     p.add_argument("--workdir", type=Path, default=None,
                    help="default runs/bench_synth_real/<dataset>-<split>-seed<S>-steps<N> "
                         "(--quick: a temporary folder); a rerun resumes training there")
@@ -293,6 +296,56 @@ def cache_path(args, key: str) -> Path:
     return args.workdir / "generated" / f"{name}-K{args.per_user}-T{args.length}"
 
 
+def generation_key(name: str, args, generation_seed: int) -> str:
+    """Cache key of a test generation; the first seed keeps the key of single-seed runs."""
+    extra = "" if generation_seed == args.seed else f"-gen{generation_seed}"
+    return f"test-{name}{extra}"
+
+
+def generations_for_seed(history, profiles, decoders: dict, config: SynthConfig, users, args
+                     ) -> tuple[dict, dict, list[dict]]:
+    """Every row's generation for the test users at ``config.seed``: (events by row, seconds
+    by row, the constraint audit of each row), each generation cached."""
+    generated, seconds, audits = {}, {}, []
+    runs = {name: (lambda m=make: generate(history, profiles, m(), config, users))
+            for name, make in decoders.items()}
+    runs[OWN] = lambda: own_frequencies(history, profiles, config, users)
+    for name, run in runs.items():
+        frame, stats, seconds[name] = cached(
+            cache_path(args, generation_key(name, args, config.seed)), run)
+        generated[name] = frame
+        audits.append({"source": name, "generation seed": config.seed,
+                       **constraint_audit(history, frame, stats, args.per_user,
+                                          config.exploration.max_candidates)})
+        print(f"test generation {name} (seed {config.seed}): {seconds[name]:.0f}s", flush=True)
+    return generated, seconds, audits
+
+
+def seed_rows(real: pd.DataFrame, by_seed: dict[int, dict], axis: str, hour_bin: int
+              ) -> list[dict]:
+    """MAE and Pearson r of every row under each generation seed, with their mean and sd."""
+    rows = []
+    for name in next(iter(by_seed.values())):
+        scores = [fidelity(real, generated[name], against=axis, hour_bin=hour_bin)
+                  for generated in by_seed.values()]
+        maes, rs = [f.mae for f in scores], [f.pearson_r for f in scores]
+        rows.append({"source": name, **{f"MAE seed {s}": m for s, m in zip(by_seed, maes)},
+                     "MAE mean": np.mean(maes), "MAE sd": np.std(maes, ddof=1)
+                     if len(maes) > 1 else 0.0, "r mean": np.mean(rs),
+                     "_maes": maes, "_rs": rs})
+    return rows
+
+
+def seed_verdict(rows: list[dict]) -> str:
+    """In how many generation seeds the tuned LM beats uniform choice on both MAE and r."""
+    by = {r["source"]: r for r in rows}
+    tuned, uniform = by[TUNED], by[UNIFORM]
+    wins = sum(tm < um and tr > ur for tm, um, tr, ur in
+               zip(tuned["_maes"], uniform["_maes"], tuned["_rs"], uniform["_rs"]))
+    n = len(tuned["_maes"])
+    return f"tuned LM closer than uniform (MAE and r) in **{wins} of {n}** generation seeds"
+
+
 def trained(split: Split, profiles, args) -> dict:
     """The LM of this workdir: trained by an earlier run when its last checkpoint and record
     exist (reused, said so in the report), else trained now."""
@@ -349,31 +402,24 @@ def main(argv: list[str] | None = None) -> None:
                          seed=args.seed, exploration=ExplorationPolicy(mode="profile"))
     valid_rows, chosen = validate(split, profiles, checkpoints, config, args)
 
-    test = split.test_users
-    max_candidates = config.exploration.max_candidates
-    generated, seconds, audits = {}, {}, []
     models = {TUNED: chosen} | ({} if args.skip_base else {BASE: None})
     decoders = {name: (lambda a=adapter: OutlinesDecoder(*load_synth_lm(adapter=a)))
                 for name, adapter in models.items()} | {UNIFORM: UniformAllowedDecoder}
-    for name, make in decoders.items():
-        frame, stats, seconds[name] = cached(
-            cache_path(args, f"test-{name}"),
-            lambda m=make: generate(history, profiles, m(), config, test))
-        generated[name] = frame
-        audits.append({"source": name, **constraint_audit(history, frame, stats, args.per_user,
-                                                        max_candidates)})
-        print(f"test generation {name}: {seconds[name]:.0f}s", flush=True)
-    generated[OWN], stats, seconds[OWN] = cached(
-        cache_path(args, f"test-{OWN}"), lambda: own_frequencies(history, profiles, config, test))
-    audits.append({"source": OWN, **constraint_audit(history, generated[OWN], stats,
-                                                     args.per_user, max_candidates)})
+    by_seed, seconds, audits = {}, {}, []
+    for generation_seed in range(args.seed, args.seed + args.generation_seeds):
+        by_seed[generation_seed], seconds[generation_seed], seed_audits = generations_for_seed(
+            history, profiles, decoders, replace(config, seed=generation_seed),
+            split.test_users, args)
+        audits += seed_audits
+    generated = by_seed[args.seed]  # the first seed's generations fill the main tables
 
     tables, figures = {}, []
     for axis in axes_of(history):
-        rows, results = fidelity_rows(split.test_real, generated, seconds, args.seed, axis,
-                                      args.hour_bin)
-        tables[axis] = rows, lead_rows(split.test_real, generated, axis, args.hour_bin,
-                                       args.seed)
+        rows, results = fidelity_rows(split.test_real, generated, seconds[args.seed], args.seed,
+                                      axis, args.hour_bin)
+        tables[axis] = (rows, lead_rows(split.test_real, generated, axis, args.hour_bin,
+                                        args.seed),
+                        seed_rows(split.test_real, by_seed, axis, args.hour_bin))
         if not args.quick:
             key = f"{loaded.spec.name}_{axis}"
             title = f"{loaded.label}, test users, tuned SmolLM2-135M + outlines ({axis})"
@@ -411,11 +457,16 @@ def body(args, loaded, events, split, own_categories, training, valid_rows, tabl
     columns = ["source", "events", "seconds", "MAE", "RMSE", "R2", "pearson_r", "p_value",
                "cramers_v_real", "cramers_v_generated", "rows_missing"]
     sections = []
-    for axis, (rows, leads) in tables.items():
+    for axis, (rows, leads, seeds) in tables.items():
+        shown_seeds = [{k: v for k, v in row.items() if not k.startswith("_")} for row in seeds]
         sections.append(f"**Fidelity (eq. 26), {AXIS_TEXT[axis].format(bin=args.hour_bin)}**, "
-                        f"test users:\n\n{markdown_table(fmt(rows), columns)}\n\n"
+                        f"test users, generation seed {args.seed}:\n\n"
+                        f"{markdown_table(fmt(rows), columns)}\n\n"
                         f"{lead_table(leads, len(split.test_users))}\n\nBar: "
-                        f"{verdict(rows, leads)}.")
+                        f"{verdict(rows, leads)}.\n\nThe same rows over "
+                        f"{args.generation_seeds} generation seeds (same LM, split and test "
+                        f"users; sd over seeds):\n\n{markdown_table(fmt(shown_seeds))}"
+                        f"\n\nBar over seeds: {seed_verdict(seeds)}.")
     audit = all(a["not an offered candidate"] == 0 and a["users over K x budget"] == 0
                 for a in audits)
     shown = ", ".join(f"`{Path(f).relative_to(REPO)}`" for f in figures) or "(none: quick run)"
@@ -425,7 +476,7 @@ def body(args, loaded, events, split, own_categories, training, valid_rows, tabl
         "place axis is the place)." if own_categories else ""
     return quick_banner(args) + f"""
 Data: {loaded.label}, {len(n_events)} users with {int(n_events.sum()):,} events that make a
-pair ({kind}).{places} Split: {split.text}. One generation seed; the LM trained once.
+pair ({kind}).{places} Split: {split.text}. {args.generation_seeds} generation seed(s); the LM trained once.
 
 **Sequence LM** (`recipes/synth_lm.py`, TRL SFT + LoRA r=16 on SmolLM2-135M-Instruct,
 heuristic profiles as P_u, {args.threads} CPU threads): {training_text(training)}.

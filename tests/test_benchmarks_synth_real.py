@@ -141,3 +141,32 @@ def test_bootstrap_lead_resamples_users_and_brackets_a_clear_lead(check_ins):
     assert row["rival"] == UNIFORM and low <= row["lead"] <= high
     same = bootstrap_lead(real, {TUNED: real, UNIFORM: real}, UNIFORM, "hour", 3, draws=10)
     assert same[:2] == (0.0, 0.0)
+
+
+def test_seed_rows_score_every_generation_seed_and_count_the_wins(check_ins):
+    from bench_synth_real import TUNED, UNIFORM, seed_rows, seed_verdict
+
+    from uscope.synth import fidelity
+
+    users = sorted(check_ins["user_id"].unique())[:8]
+    real = check_ins[check_ins["user_id"].isin(users)]
+    noon = real.assign(timestamp=real["timestamp"].dt.normalize() + pd.Timedelta(hours=12))
+    by_seed = {0: {TUNED: real, UNIFORM: noon},                   # tuned wins
+               1: {TUNED: noon, UNIFORM: real},                   # uniform wins
+               2: {TUNED: real.sample(frac=1.0, replace=True, random_state=2), UNIFORM: noon}}
+    rows = {r["source"]: r for r in seed_rows(real, by_seed, "hour", 3)}
+    assert rows[TUNED]["MAE seed 0"] == 0.0
+    assert rows[TUNED]["MAE seed 1"] == pytest.approx(fidelity(real, noon, against="hour").mae)
+    assert rows[UNIFORM]["MAE mean"] == pytest.approx(sum(rows[UNIFORM]["_maes"]) / 3)
+    assert rows[UNIFORM]["MAE sd"] > 0
+    assert "**2 of 3**" in seed_verdict(list(rows.values()))
+
+
+def test_the_first_generation_seed_keeps_the_single_seed_cache_key():
+    from types import SimpleNamespace
+
+    from bench_synth_real import generation_key
+
+    args = SimpleNamespace(seed=0)
+    assert generation_key("tuned", args, 0) == "test-tuned"
+    assert generation_key("tuned", args, 1) == "test-tuned-gen1" != generation_key("tuned", args, 2)

@@ -87,6 +87,15 @@ def test_user_strings_cannot_change_the_prompt_structure(name, template_name):
     assert "\n" not in decoded and "\u2028" not in decoded and len(decoded) <= 64
 
 
+@pytest.mark.parametrize("raw, inside", [
+    ("Café Zoë", "Café Zoë"),  # printable: kept as is
+    ("a\tb\x00c", "a b c"),  # controls (Cc)
+    ("a\u00a0b\u2028c\u200bd", "a b c d"),  # separators (Zs, Zl) and a format char (Cf)
+])
+def test_quoting_blanks_every_control_and_separator(raw, inside):
+    assert json.loads(quote_user_text(raw)) == inside
+
+
 def test_templates_render_in_a_sandbox(tmp_path):
     evil = tmp_path / "evil_v1.j2"
     evil.write_text("{{ n_used.__class__.__mro__[1].__subclasses__() }}")

@@ -37,8 +37,11 @@ class UserText(str):
 
 def quote_user_text(text: str, max_chars: int = MAX_NAME_CHARS) -> str:
     """``text`` as a one-line JSON string literal, at most ``max_chars`` characters inside."""
-    clean = "".join(" " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
-                    for ch in str(text))
+    text = str(text)
+    # str.isprintable() is False exactly when some character is in Unicode class C or Z other
+    # than the ASCII space: the common case skips the per-character pass
+    clean = text if text.isprintable() else "".join(
+        " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
     if len(clean) > max_chars:
         clean = clean[: max_chars - 1] + "…"
     return json.dumps(clean, ensure_ascii=False)
