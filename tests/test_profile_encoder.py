@@ -3,11 +3,16 @@ within 0.99 cosine of fp32, identical texts are embedded once, and the label nam
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from uscope.profile.encoder import (
+    KERNEL_CACHE_CAPACITY,
     PRECISIONS,
     ProfileEncoder,
     default_precision,
@@ -90,3 +95,44 @@ def test_unknown_precision_is_refused_before_loading_anything():
         ProfileEncoder("/no/such/model", precision="fp16")
     with pytest.raises(ValueError, match=r"'fp32', 'bf16'"):
         encoder_label(None, "int8")
+
+
+def test_an_encoder_caps_the_kernel_caches_unless_the_operator_did(minilm, monkeypatch):
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LRU_CACHE_CAPACITY", "8")
+    ProfileEncoder(loaded=minilm, precision="fp32")
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE_CAPACITY)
+    assert os.environ["LRU_CACHE_CAPACITY"] == "8"
+
+
+GROWTH = """
+import random, sys, psutil, torch
+torch.set_num_threads(1)
+from uscope.profile.encoder import ProfileEncoder
+from uscope.profile.stream import release_freed_memory
+encoder = ProfileEncoder(precision="bf16")
+rng = random.Random(0)
+encoder.encode(["warm up"] * 8)
+start = psutil.Process().memory_info().rss
+for length in rng.sample(range(8, 120), 48):  # 48 shapes (8, length) never seen before
+    encoder.encode([" ".join(["evening"] * length) + f" {i}" for i in range(8)])
+    release_freed_memory()
+print((psutil.Process().memory_info().rss - start) / 2**20)
+"""
+
+
+@pytest.mark.skipif(default_precision() != "bf16", reason="bf16 kernels need a CPU with AMX")
+def test_bounded_kernel_caches_keep_memory_flat_across_new_shapes():
+    """A fresh process per setting: the caches are sized at the first oneDNN primitive."""
+    def growth(capacity: str | None) -> float:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
+        if capacity is not None:
+            env |= {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": capacity, "LRU_CACHE_CAPACITY": capacity}
+        done = subprocess.run([sys.executable, "-c", GROWTH], env=env, check=True,
+                              capture_output=True, text=True)
+        return float(done.stdout.strip().splitlines()[-1])
+
+    unbounded, bounded = growth("1024"), growth(None)  # torch's default, then ours
+    assert bounded < 0.5 * unbounded, (bounded, unbounded)

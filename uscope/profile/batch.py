@@ -32,7 +32,7 @@ from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.pipeline import ProfileConfig, build_requests, profile_chunk
 from uscope.profile.profileset import STATUS_FAILED, ProfileSet
 from uscope.profile.prompting import load_template
-from uscope.profile.stream import event_source
+from uscope.profile.stream import event_source, release_freed_memory
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -280,6 +280,7 @@ def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.Path
             next_id += 1
         chunk.save(parts / f"chunk-{next_id:06d}.parquet")  # atomic: temp file + rename
         next_id += 1
+        release_freed_memory()
 
     pending: list[ProfileRequest] = []  # built, not yet profiled (less than a chunk)
     size = config.chunk_size

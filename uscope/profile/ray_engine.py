@@ -40,7 +40,7 @@ from uscope.profile.batch import (
 from uscope.profile.encoder import ProfileEncoder, default_precision, encoder_label
 from uscope.profile.pipeline import ProfileConfig, build_requests, profile_chunk
 from uscope.profile.prompting import load_template
-from uscope.profile.stream import ParquetSource
+from uscope.profile.stream import ParquetSource, release_freed_memory
 
 BUCKET = "__bucket"
 
@@ -95,6 +95,7 @@ class BucketProfiler:
         requests = build_requests(events, users, self.template, self.profile.features)
         chunk = profile_chunk(requests, self.backend, self.encoder, self.template, self.profile)
         chunk.save(bucket_file(self.parts, bucket))  # atomic; a retry rewrites the same file
+        release_freed_memory()
         return pd.DataFrame({"bucket": [bucket], "n_users": [len(users)]})
 
 

@@ -9,7 +9,9 @@ reappears.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,16 @@ from uscope.data.schema import ROW_GROUP_ROWS, DataError, validate_events
 from uscope.profile.features import user_slices
 
 BLOCK_ROWS = ROW_GROUP_ROWS  # parquet rows read at a time (whole users are kept together)
+_LIBC = ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
+
+
+def release_freed_memory() -> None:
+    """Hand freed memory back to the system: Arrow's unused pool pages and, with glibc, the free
+    pages of malloc's heap (a finished block's frames, kernels an encoder's cache evicted), so a
+    long job's resident memory follows what it holds rather than what it once held."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 @dataclass
@@ -110,7 +122,7 @@ class ParquetSource:
             events = validate_events(table.to_pandas(), source=self.name)
             del table
             yield Block(events, user_slices(events), users)
-            pa.default_memory_pool().release_unused()  # the block's buffers, before the next
+            release_freed_memory()  # the block's buffers, before the next
 
 
 Source = TableSource | ParquetSource
