@@ -144,7 +144,8 @@ def test_bootstrap_lead_resamples_users_and_brackets_a_clear_lead(check_ins):
 
 
 def test_seed_rows_score_every_generation_seed_and_count_the_wins(check_ins):
-    from bench_synth_real import TUNED, UNIFORM, seed_rows, seed_verdict
+    from _synth_real_report import seed_verdict
+    from bench_synth_real import TUNED, UNIFORM, seed_rows
 
     from uscope.synth import fidelity
 

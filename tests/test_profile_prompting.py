@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
 from uscope.data.schema import validate_events
@@ -94,6 +97,14 @@ def test_user_strings_cannot_change_the_prompt_structure(name, template_name):
 ])
 def test_quoting_blanks_every_control_and_separator(raw, inside):
     assert json.loads(quote_user_text(raw)) == inside
+
+
+@given(st.text(max_size=40))
+def test_quoting_matches_the_per_character_rule(raw):
+    """Printable or not, a name is quoted as if each C or Z character but ' ' were blanked."""
+    rule = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in raw)
+    assert json.loads(quote_user_text(raw, max_chars=64)) == (
+        rule if len(rule) <= 64 else rule[:63] + "…")
 
 
 def test_templates_render_in_a_sandbox(tmp_path):

@@ -280,6 +280,7 @@ def run_profile_job(events: pd.DataFrame | str | os.PathLike, out: str | os.Path
             next_id += 1
         chunk.save(parts / f"chunk-{next_id:06d}.parquet")  # atomic: temp file + rename
         next_id += 1
+        del chunk
         release_freed_memory()
 
     pending: list[ProfileRequest] = []  # built, not yet profiled (less than a chunk)

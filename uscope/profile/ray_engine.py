@@ -95,8 +95,10 @@ class BucketProfiler:
         requests = build_requests(events, users, self.template, self.profile.features)
         chunk = profile_chunk(requests, self.backend, self.encoder, self.template, self.profile)
         chunk.save(bucket_file(self.parts, bucket))  # atomic; a retry rewrites the same file
+        n_users = len(users)
+        del events, requests, chunk
         release_freed_memory()
-        return pd.DataFrame({"bucket": [bucket], "n_users": [len(users)]})
+        return pd.DataFrame({"bucket": [bucket], "n_users": [n_users]})
 
 
 def _actor_cpus(total: float, workers: int) -> float:

@@ -25,16 +25,31 @@ from uscope.data.schema import ROW_GROUP_ROWS, DataError, validate_events
 from uscope.profile.features import user_slices
 
 BLOCK_ROWS = ROW_GROUP_ROWS  # parquet rows read at a time (whole users are kept together)
-_LIBC = ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None on another C library."""
+    if platform.system() != "Linux":
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 def release_freed_memory() -> None:
     """Hand freed memory back to the system: Arrow's unused pool pages and, with glibc, the free
-    pages of malloc's heap (a finished block's frames, kernels an encoder's cache evicted), so a
-    long job's resident memory follows what it holds rather than what it once held."""
+    pages of malloc's heap (a finished chunk's frames, kernels an encoder's cache evicted), so a
+    long job's resident memory follows what it holds rather than what it once held. Call it
+    after dropping the references to what is done."""
     pa.default_memory_pool().release_unused()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass
@@ -122,7 +137,7 @@ class ParquetSource:
             events = validate_events(table.to_pandas(), source=self.name)
             del table
             yield Block(events, user_slices(events), users)
-            release_freed_memory()  # the block's buffers, before the next
+            release_freed_memory()  # the Arrow table just deleted, and earlier blocks' frames
 
 
 Source = TableSource | ParquetSource
