@@ -16,6 +16,7 @@ from uscope.profile.encoder import (
     KERNEL_CACHE_CAPACITY,
     PRECISIONS,
     ProfileEncoder,
+    bound_kernel_caches,
     default_precision,
     encoder_label,
 )
@@ -98,19 +99,22 @@ def test_unknown_precision_is_refused_before_loading_anything():
         encoder_label(None, "int8")
 
 
-def test_an_encoder_caps_the_kernel_caches_unless_the_operator_did(minilm, monkeypatch):
+def test_cache_caps_yield_to_the_operator_and_leave_the_environment(minilm, monkeypatch):
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY",
                  "LRU_CACHE_CAPACITY"):
-        monkeypatch.setenv(name, "0")  # recorded, so the encoder's setting is undone after
+        monkeypatch.setenv(name, "0")  # recorded, so whatever happens is undone after
         monkeypatch.delenv(name)
     monkeypatch.setenv("LRU_CACHE_CAPACITY", "8")
-    ProfileEncoder(loaded=minilm, precision="fp32")
+    assert bound_kernel_caches() == ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"]
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE_CAPACITY)
     assert os.environ["LRU_CACHE_CAPACITY"] == "8"
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
     monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "16")  # oneDNN's older name
-    ProfileEncoder(loaded=minilm, precision="fp32")
-    assert "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ
+    assert bound_kernel_caches() == []
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY")
+    monkeypatch.delenv("LRU_CACHE_CAPACITY")
+    ProfileEncoder(loaded=minilm, precision="bf16")  # sets them for its first call only
+    assert not {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"} & set(os.environ)
 
 
 GROWTH = """

@@ -15,9 +15,10 @@ job never mixes precisions.
 Memory: every new (batch, length) shape makes oneDNN compile kernels, which oneDNN and
 PyTorch's ideep layer each keep, up to 1,024 entries by default: about 2 MB a shape on this CPU
 (900 MB more after 400 shapes, still growing), so a long job's memory followed the number of
-distinct profile lengths it met. An encoder caps both caches at ``KERNEL_CACHE_CAPACITY``
-unless the operator sized them; throughput on texts of 20-180 words was the same as with the
-default. The cap is process-wide (environment variables, inherited by child processes).
+distinct profile lengths it met. A bf16 encoder caps both caches at ``KERNEL_CACHE_CAPACITY``
+unless the operator sized them (throughput on texts of 20-180 words was the same as with the
+default). The cap holds for the process (ideep's for the thread that built the encoder); its
+variables are set only for the encoder's first call, so child processes keep the defaults.
 """
 
 from __future__ import annotations
@@ -35,13 +36,29 @@ PRECISIONS = ("fp32", "bf16")
 KERNEL_CACHE_CAPACITY = 64  # compiled oneDNN primitives kept (oneDNN's cache and ideep's)
 
 
-def bound_kernel_caches(capacity: int = KERNEL_CACHE_CAPACITY) -> None:
-    """Cap oneDNN's primitive cache and PyTorch's ideep cache (their environment variables),
-    unless the operator set them. Read when the process builds its first oneDNN primitive: a
-    process that ran bf16 matmuls before has its caches sized already."""
+def bound_kernel_caches(capacity: int = KERNEL_CACHE_CAPACITY) -> list[str]:
+    """Cap oneDNN's primitive cache and PyTorch's ideep cache through their environment
+    variables, unless the operator set them; returns the names it set. Both are read when this
+    process (ideep: this thread) builds its first oneDNN primitive, and never again."""
+    added = []
     if not {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"} & set(os.environ):
-        os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(capacity)
-    os.environ.setdefault("LRU_CACHE_CAPACITY", str(capacity))
+        added.append("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    if "LRU_CACHE_CAPACITY" not in os.environ:
+        added.append("LRU_CACHE_CAPACITY")
+    for name in added:
+        os.environ[name] = str(capacity)
+    return added
+
+
+def _size_kernel_caches(model: Any) -> None:
+    """One bf16 call with the caches capped, so that they are sized now; the variables then
+    leave the environment, and child processes (a vLLM engine) keep their own defaults."""
+    added = bound_kernel_caches()
+    try:
+        model.encode(["size the kernel caches"], show_progress_bar=False)
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def check_precision(precision: str) -> str:
@@ -106,11 +123,11 @@ class ProfileEncoder:
         ``default_precision`` of the model's device."""
         if precision is not None:
             check_precision(precision)  # before the (slow) model load
-        bound_kernel_caches()  # before this process's first oneDNN primitive, if it is first
         model = loaded if loaded is not None else load_sentence_encoder(name_or_path)
         self.precision = default_precision(model.device) if precision is None else precision
         if self.precision == "bf16":
             model = _to_bf16(copy.deepcopy(model) if loaded is not None else model)
+            _size_kernel_caches(model)
         self.model = model
         self.name_or_path = name_or_path  # None: the bundled MiniLM
         self.label = encoder_label(name_or_path, self.precision, label=label)
