@@ -17,8 +17,9 @@ PyTorch's ideep layer each keep, up to 1,024 entries by default: about 2 MB a sh
 (900 MB more after 400 shapes, still growing), so a long job's memory followed the number of
 distinct profile lengths it met. A bf16 encoder caps both caches at ``KERNEL_CACHE_CAPACITY``
 unless the operator sized them (throughput on texts of 20-180 words was the same as with the
-default). The cap holds for the process (ideep's for the thread that built the encoder); its
-variables are set only for the encoder's first call, so child processes keep the defaults.
+default). The variables are set only around the encoder's first call, which sizes the caches
+(oneDNN's for the process; ideep's may be sized per thread, so encode from the thread that built
+the encoder); child processes keep the defaults.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ KERNEL_CACHE_CAPACITY = 64  # compiled oneDNN primitives kept (oneDNN's cache an
 
 def bound_kernel_caches(capacity: int = KERNEL_CACHE_CAPACITY) -> list[str]:
     """Cap oneDNN's primitive cache and PyTorch's ideep cache through their environment
-    variables, unless the operator set them; returns the names it set. Both are read when this
-    process (ideep: this thread) builds its first oneDNN primitive, and never again."""
+    variables, unless the operator set them; returns the names it set. They are read when the
+    process (ideep: possibly each thread) builds its first oneDNN primitive."""
     added = []
     if not {"ONEDNN_PRIMITIVE_CACHE_CAPACITY", "DNNL_PRIMITIVE_CACHE_CAPACITY"} & set(os.environ):
         added.append("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
