@@ -78,7 +78,7 @@ def test_user_strings_cannot_change_the_prompt_structure(name, template_name):
     template = load_template(template_name)
     benign = template.render(user_features("u", table("WeChat", "Office park")))
     hostile = template.render(user_features("u", table(name, name)))
-    # Replace each quoted name by a placeholder: what remains is byte-identical.
+    # Swap each quoted name for a fixed token: what remains is byte-identical.
     assert skeleton(hostile.user, [name]) == skeleton(benign.user, ["WeChat", "Office park"])
     assert hostile.system == benign.system
     assert len(hostile.user.splitlines()) == len(benign.user.splitlines())
