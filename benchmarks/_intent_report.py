@@ -3,6 +3,7 @@ tables in order, and the notes from the validation runs."""
 
 from __future__ import annotations
 
+import numpy as np
 from _report import markdown_table
 
 from generative.intent.metrics import METRIC_NAMES
@@ -65,13 +66,39 @@ def bar_verdicts(rows, rare_rows) -> list[str]:
     return lines
 
 
+def ablation_rows(per_seed: list[dict[str, dict]]) -> list[dict]:
+    """One row per variant: each metric as given (one seed) or mean +- sd over the seeds, and
+    on how many seeds the variant's Prec_m and Rec_m both trail full PITuning's."""
+    full = [seed["full PITuning"] for seed in per_seed]
+    rows = []
+    for variant in per_seed[0]:
+        runs = [seed[variant] for seed in per_seed]
+        row = {"variant": variant}
+        for name in METRIC_NAMES:
+            values = np.array([m[name] for m in runs])
+            row[name] = (f"{values[0]:.4f}" if len(values) == 1 else
+                         f"{values.mean():.4f} ± {values.std(ddof=1):.4f}")
+        trails = sum(m["Prec_m"] < f["Prec_m"] and m["Rec_m"] < f["Rec_m"]
+                     for m, f in zip(runs, full))
+        row["trails full PITuning on Prec_m and Rec_m"] = (
+            "(reference)" if variant == "full PITuning" else
+            f"{trails} of {len(runs)} " + ("seeds" if len(runs) > 1 else "seed"))
+        rows.append(row)
+    return rows
+
+
 def ablation_header(args) -> str:
     t_steps, d_steps = ablation_budget(args)
+    seeds = (f"; mean ± sd over {args.ablation_seeds} seeds of initialisation and batch order "
+             f"({args.seed}-{args.seed + args.ablation_seeds - 1}), the user split fixed"
+             if args.ablation_seeds > 1 else "")
     if (t_steps, d_steps) == (args.teacher_steps, args.distill_steps):
-        return "### Ablations (each retrains teacher and student, same budget as above)"
+        return (f"### Ablations (each retrains teacher and student, same budget as "
+                f"above{seeds})")
     return (f"### Ablations (each retrains teacher and student at a SMALLER budget: teacher "
             f"{t_steps} steps, student {d_steps} steps, vs {args.teacher_steps} / "
-            f"{args.distill_steps} above; every row here, full PITuning included, uses it)")
+            f"{args.distill_steps} above; every row here, full PITuning included, uses it"
+            f"{seeds})")
 
 
 def query_time_text(args) -> str:
@@ -136,7 +163,7 @@ def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings
              "### Long-tail intents: adaptive unlearning vs imbalance baselines (Fig. 8)",
              markdown_table(rare_rows),
              ablation_header(args),
-             markdown_table(ablation_rows, ["variant", *METRIC_NAMES]),
+             markdown_table(ablation_rows),
              "### Student deployment (this CPU)", markdown_table(deploy),
              "### Wall-clock (1 thread, shared 2-core CPU)",
              markdown_table([{"stage": k, "seconds": f"{v:.0f}"} for k, v in timings.items()]),

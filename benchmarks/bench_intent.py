@@ -31,7 +31,7 @@ from _data import (
     require,
 )
 from _intent_deploy import deployment
-from _intent_report import ablation_budget, bar_verdicts, render
+from _intent_report import ablation_budget, ablation_rows, bar_verdicts, render
 
 from generative.conditioning import MISSING_POLICIES, align_embeddings
 from generative.intent import (
@@ -99,6 +99,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="teacher steps of each ablation (default: --teacher-steps)")
     p.add_argument("--ablation-distill-steps", type=int, default=None,
                    help="student steps of each ablation (default: --distill-steps)")
+    p.add_argument("--ablation-seeds", type=int, default=1,
+                   help="repeat the ablations from seeds --seed, --seed + 1, ...: the table "
+                        "gives mean +- sd and how many seeds each variant trails full PITuning")
     p.add_argument("--validation", type=int, default=0, metavar="N",
                    help="> 0: run on a validation split instead (N population devices play "
                         "the held-out role; the real held-out devices are unused; no write)")
@@ -310,14 +313,29 @@ def baseline_rows(run, teacher, teacher_test: np.ndarray) -> tuple[list[dict], f
     return [{"model": name, **fmt(intent_metrics(y, s))} for name, s in scores.items()], seconds
 
 
-def ablations(args, data, run, y, strategy_scores, timings) -> list[dict]:
-    """Each variant retrains teacher and student (with unlearning) at the ablation budget.
+ABLATIONS = (("without IAT", {"iat": False}),
+             ("without event reconstruction", {"recon": False}),
+             ("without pretraining (same architecture, random init)", {"pretrained": False}))
 
-    When that budget differs from the main run's, full PITuning is retrained at it too, so
-    that every row of the table compares like with like.
+
+def ablations(args, data, run, y, strategy_scores, timings) -> list[dict]:
+    """The ablation table: every variant retrained from each of ``--ablation-seeds`` seeds."""
+    per_seed = [ablation_seed(args, data, run, y, strategy_scores, timings, args.seed + k)
+                for k in range(args.ablation_seeds)]
+    return ablation_rows(per_seed)
+
+
+def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> dict[str, dict]:
+    """Metrics of full PITuning and of each variant, each retraining teacher and student (with
+    unlearning) at the ablation budget from ``seed``.
+
+    At the main run's budget and seed, full PITuning is the main run itself; otherwise it is
+    retrained too, so that every row compares like with like.
     """
     t_steps, d_steps = ablation_budget(args)
-    if (t_steps, d_steps) == (args.teacher_steps, args.distill_steps):
+    suffix = f" (seed {seed})" if args.ablation_seeds > 1 else ""
+    torch.manual_seed(seed)
+    if (t_steps, d_steps, seed) == (args.teacher_steps, args.distill_steps, args.seed):
         reference, none = strategy_scores["unlearning"], strategy_scores["none"]
         ab_run = run
     else:
@@ -327,20 +345,16 @@ def ablations(args, data, run, y, strategy_scores, timings) -> list[dict]:
         p_out = ab_run.p_out(t_model)
         reference = ab_run.individual(s_model, p_out)[0]
         none = ab_run.individual(s_model, p_out, "none")[0]
-        timings["ablation reference (full PITuning): population tuning"] = seconds
-    rows = [{"variant": "full PITuning", **fmt(intent_metrics(y, reference))},
-            {"variant": "without unlearning (plain fine-tuning)",
-             **fmt(intent_metrics(y, none))}]
-    for name, kwargs in (("without IAT", {"iat": False}),
-                         ("without event reconstruction", {"recon": False}),
-                         ("without pretraining (same architecture, random init)",
-                          {"pretrained": False})):
+        timings[f"ablation reference (full PITuning): population tuning{suffix}"] = seconds
+    metrics = {"full PITuning": intent_metrics(y, reference),
+               "without unlearning (plain fine-tuning)": intent_metrics(y, none)}
+    for name, kwargs in ABLATIONS:
         t_model, seconds = ab_run.teacher(**kwargs)
         s_model, _ = ab_run.student(t_model, iat=kwargs.get("iat", True))
         scores, _, _ = ab_run.individual(s_model, ab_run.p_out(t_model))
-        rows.append({"variant": name, **fmt(intent_metrics(y, scores))})
-        timings[f"ablation {name}: population tuning"] = seconds
-    return rows
+        metrics[name] = intent_metrics(y, scores)
+        timings[f"ablation {name}: population tuning{suffix}"] = seconds
+    return metrics
 
 
 if __name__ == "__main__":

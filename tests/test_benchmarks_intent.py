@@ -1,0 +1,46 @@
+"""The ablation table of benchmarks/bench_intent.py over several seeds: mean +- sd of each
+metric, and on how many seeds each variant trails full PITuning on both macro scores."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from generative.intent import intent_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from _intent_report import ablation_rows
+
+TRAILS = "trails full PITuning on Prec_m and Rec_m"
+
+
+def one_hot_scores(pred: list[int], n_intents: int = 3) -> np.ndarray:
+    return np.eye(n_intents)[pred]
+
+
+def test_ablation_rows_average_seeds_and_count_where_a_variant_trails():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    perfect = one_hot_scores([0, 0, 1, 1, 2, 2])
+    half = one_hot_scores([0, 1, 1, 0, 2, 0])
+    per_seed = [
+        {"full PITuning": intent_metrics(y, perfect), "without IAT": intent_metrics(y, half)},
+        {"full PITuning": intent_metrics(y, half), "without IAT": intent_metrics(y, perfect)},
+    ]
+    rows = {r["variant"]: r for r in ablation_rows(per_seed)}
+    accuracy = [1.0, intent_metrics(y, half)["Prec_w"]]
+    assert rows["full PITuning"]["Prec_w"] == (
+        f"{np.mean(accuracy):.4f} ± {np.std(accuracy, ddof=1):.4f}")
+    assert rows["full PITuning"][TRAILS] == "(reference)"
+    assert rows["without IAT"][TRAILS] == "1 of 2 seeds"  # seed 0 trails, seed 1 leads
+
+
+def test_ablation_rows_of_one_seed_print_the_values():
+    y = np.array([0, 1, 2, 2])
+    scores = one_hot_scores([0, 1, 2, 1])
+    rows = ablation_rows([{"full PITuning": intent_metrics(y, scores),
+                           "without pretraining": intent_metrics(y, scores)}])
+    assert rows[1]["Prec_w"] == "0.7500"
+    assert rows[1][TRAILS] == "0 of 1 seed"  # equal scores do not trail
