@@ -1,7 +1,8 @@
 """Batch profiling throughput on this CPU: features, encoder, end to end, the Ray engine, and
 peak memory against the population size (issue 21's bars), side by side in one run.
 
-1. Real netfp (every device), one torch thread, medians of ``--repeats`` runs:
+1. Real netfp (every device), one torch thread, medians of ``--repeats`` rounds in which every
+   step runs once in turn:
    - features: the one-user reference (``user_features`` on each user's slice) against the
      vectorised pass (``population_features``);
    - a plain fp32 MiniLM encode of the heuristic profile texts, and the bf16 one (min cosine to
@@ -13,7 +14,7 @@ peak memory against the population size (issue 21's bars), side by side in one r
 3. Peak RSS of ``uscope profile EVENTS.parquet --backend heuristic`` (streamed in blocks of
    users) for SIMULATED populations of ``--sizes`` users, each in its own process.
 
-Run: python benchmarks/bench_throughput.py [--repeats 3] [--sizes 10000 100000] [--quick]
+Run: python benchmarks/bench_throughput.py [--repeats 5] [--sizes 10000 100000] [--quick]
 ``--quick``: 150 netfp users, one repeat, sizes 300 and 1,000; nothing written.
 """
 
@@ -35,14 +36,17 @@ SECTION = "profile-throughput"
 SAME = ["user_id", "status", "prompt", "profile", "n_events", "n_used", "truncated", "encoder"]
 
 
-def timed(function, repeats: int) -> tuple[float, object]:
-    """Median seconds of ``repeats`` calls, and the last result."""
-    seconds, result = [], None
+def interleaved(functions: dict, repeats: int) -> tuple[dict, dict]:
+    """Median seconds of ``repeats`` calls of each function, called in turn (A B C, A B C, ...)
+    so that a change in the machine's load falls on all of them alike; and each last result."""
+    seconds: dict = {name: [] for name in functions}
+    results: dict = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), result
+        for name, function in functions.items():
+            start = time.perf_counter()
+            results[name] = function()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in seconds.items()}, results
 
 
 def single_process(events, repeats: int) -> tuple[list[dict], dict]:
@@ -59,13 +63,16 @@ def single_process(events, repeats: int) -> tuple[list[dict], dict]:
     users = sorted(slices)
     n = len(users)
     fp32, bf16 = ProfileEncoder(precision="fp32"), ProfileEncoder(precision="bf16")
-    t_ref, _ = timed(lambda: [user_features(u, events.iloc[slices[u]]) for u in users], repeats)
-    t_vec, features = timed(lambda: population_features(events, users), repeats)
-    texts = [heuristic_profile(f) for f in features]
-    t_fp32, e_fp32 = timed(lambda: fp32.encode(texts), repeats)
-    t_bf16, e_bf16 = timed(lambda: bf16.encode(texts), repeats)
-    t_e2e32, _ = timed(lambda: profile_users(events, "heuristic", encoder=fp32), repeats)
-    t_e2e16, _ = timed(lambda: profile_users(events, "heuristic", encoder=bf16), repeats)
+    texts = [heuristic_profile(f) for f in population_features(events, users)]
+    t, out = interleaved({
+        "ref": lambda: [user_features(u, events.iloc[slices[u]]) for u in users],
+        "vec": lambda: population_features(events, users),
+        "fp32": lambda: fp32.encode(texts), "bf16": lambda: bf16.encode(texts),
+        "e2e32": lambda: profile_users(events, "heuristic", encoder=fp32),
+        "e2e16": lambda: profile_users(events, "heuristic", encoder=bf16)}, repeats)
+    t_ref, t_vec, t_fp32, t_bf16, t_e2e32, t_e2e16 = (
+        t[k] for k in ("ref", "vec", "fp32", "bf16", "e2e32", "e2e16"))
+    features, e_fp32, e_bf16 = out["vec"], out["fp32"], out["bf16"]
     usage, _ = category_usage(features)
     cosine = np.sum(e_fp32 * e_bf16, axis=1)
     lift32, lift16 = neighbour_lift(e_fp32, usage).lift, neighbour_lift(e_bf16, usage).lift
@@ -154,7 +161,7 @@ def peak_rss(n_users: int, path: Path, rows: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -182,7 +189,8 @@ def main() -> None:
               float(sizes[0]["peak RSS MB"].replace(",", "")))
     body = (
         f"Real netfp: {facts['n']:,} devices, {facts['rows']:,} events; one torch thread; "
-        f"medians of {args.repeats} runs in one process, side by side.\n\n"
+        f"medians of {args.repeats} rounds in one process, each round running every step once "
+        "in turn (side by side).\n\n"
         + markdown_table(steps) + "\n\n"
         f"- End to end (bf16, the default) runs at **{facts['e2e_ratio']:.2f}x** the plain fp32 "
         f"encode of as many profile texts (bar: 3x). The bf16 encode alone runs at "
