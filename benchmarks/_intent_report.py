@@ -167,5 +167,14 @@ def render(args, label, summary, rows, rare_rows, ablation_rows, deploy, timings
              "### Student deployment (this CPU)", markdown_table(deploy),
              "### Wall-clock (1 thread, shared 2-core CPU)",
              markdown_table([{"stage": k, "seconds": f"{v:.0f}"} for k, v in timings.items()]),
-             NOTES.strip()]
+             notes(args)]
     return "\n\n".join(parts)
+
+
+def notes(args) -> str:
+    """netfp's validation findings, or where another dataset's settings came from."""
+    if getattr(args, "dataset", "netfp") == "netfp" or args.events is not None:
+        return NOTES.strip()
+    return ("Settings: those chosen on netfp's validation split (notes in the `intent` "
+            "section), carried over; `bench_intent_longtail.py --validation 20` checks them on "
+            f"this dataset's training users (section `intent-longtail-{args.dataset}`).")

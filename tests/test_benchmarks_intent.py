@@ -44,3 +44,13 @@ def test_ablation_rows_of_one_seed_print_the_values():
                            "without pretraining": intent_metrics(y, scores)}])
     assert rows[1]["Prec_w"] == "0.7500"
     assert rows[1][TRAILS] == "0 of 1 seed"  # equal scores do not trail
+
+
+def test_notes_of_another_dataset_say_where_its_settings_came_from():
+    from types import SimpleNamespace
+
+    from _intent_report import NOTES, notes
+
+    assert notes(SimpleNamespace(dataset="netfp", events=None)) == NOTES.strip()
+    other = notes(SimpleNamespace(dataset="foursquare-nyc", events=None))
+    assert "netfp's validation split" in other and "intent-longtail-foursquare-nyc" in other
