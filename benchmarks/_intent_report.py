@@ -89,8 +89,9 @@ def ablation_rows(per_seed: list[dict[str, dict]]) -> list[dict]:
 
 def ablation_header(args) -> str:
     t_steps, d_steps = ablation_budget(args)
-    seeds = (f"; mean ± sd over {args.ablation_seeds} seeds of initialisation and batch order "
-             f"({args.seed}-{args.seed + args.ablation_seeds - 1}), the user split fixed"
+    seeds = (f"; mean ± sd over {args.ablation_seeds} seeds of initialisation, batch order, masks "
+             f"and device tuning ({args.seed}-{args.seed + args.ablation_seeds - 1}), the user "
+             "split fixed"
              if args.ablation_seeds > 1 else "")
     if (t_steps, d_steps) == (args.teacher_steps, args.distill_steps):
         return (f"### Ablations (each retrains teacher and student, same budget as "

@@ -133,26 +133,30 @@ def fmt(metrics: dict) -> dict:
 
 
 class Run:
-    """One population -> distill -> individual pipeline with shared data and settings."""
+    """One population -> distill -> individual pipeline with shared data and settings; ``seed``
+    (default ``--seed``) sets batch order, masks, random initialisations and device tuning."""
 
-    def __init__(self, args, data, teacher_steps=None, distill_steps=None):
+    def __init__(self, args, data, teacher_steps=None, distill_steps=None, seed=None):
         self.args, self.data = args, data
+        self.seed = args.seed if seed is None else seed
         self.h = user_embeddings(args, data)  # (U, D) in data.seqs order, or None
         teacher_steps = teacher_steps or args.teacher_steps
         distill_steps = distill_steps or args.distill_steps
         self.teacher_backbone = (
-            BackboneConfig(kind="gpt2", n_layer=2, n_embd=64, n_head=2) if args.quick else
-            BackboneConfig(kind="smollm2", n_layers=args.teacher_layers))
-        self.student_backbone = BackboneConfig(kind="gpt2", n_layer=4, n_embd=128, n_head=4)
+            BackboneConfig(kind="gpt2", n_layer=2, n_embd=64, n_head=2, seed=self.seed)
+            if args.quick else
+            BackboneConfig(kind="smollm2", n_layers=args.teacher_layers, seed=self.seed))
+        self.student_backbone = BackboneConfig(kind="gpt2", n_layer=4, n_embd=128, n_head=4,
+                                               seed=self.seed)
         schedule = {"warmup_steps": min(args.warmup, teacher_steps // 2),
                     "schedule": args.schedule}
         self.pop_train = TrainConfig(steps=teacher_steps, batch_size=args.batch_size,
                                      lr=args.lr, backbone_lr=args.backbone_lr, log_every=50,
-                                     **schedule)
+                                     seed=self.seed, **schedule)
         self.distill_train = TrainConfig(steps=distill_steps, batch_size=64, lr=args.distill_lr,
                                          backbone_lr=args.distill_lr, log_every=100,
                                          warmup_steps=min(args.warmup, distill_steps // 2),
-                                         schedule=args.schedule)
+                                         schedule=args.schedule, seed=self.seed)
         self.options = {"embed_dim": 64, "attention_dim": 32, "mlp_hidden": 256,
                         "query_time": args.query_time,
                         "user_embedding_dim": 0 if self.h is None else self.h.shape[1]}
@@ -189,7 +193,8 @@ class Run:
         a = self.args
         config = IndividualConfig(strategy=strategy, unlearn_steps=a.unlearn_steps,
                                   finetune_steps=a.finetune_steps, prior_shift=a.prior_shift,
-                                  prior_scale=a.prior_scale, lr=a.individual_lr)
+                                  prior_scale=a.prior_scale, lr=a.individual_lr,
+                                  seed=self.seed)
         adapters = tune_users(student, self.data.tune, p_out, self.data.p_pop, config, self.h)
         scores = predict_with_adapters(student, self.data.test, adapters, self.h)
         return scores.numpy(), adapters, time.perf_counter() - start
@@ -329,8 +334,9 @@ def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> di
     """Metrics of full PITuning and of each variant, each retraining teacher and student (with
     unlearning) at the ablation budget from ``seed``.
 
-    At the main run's budget and seed, full PITuning is the main run itself; otherwise it is
-    retrained too, so that every row compares like with like.
+    At the main run's budget and seed, full PITuning is the main run itself (its new modules
+    drew from the random state the protocol left); otherwise it is retrained too, so that every
+    row compares like with like.
     """
     t_steps, d_steps = ablation_budget(args)
     suffix = f" (seed {seed})" if args.ablation_seeds > 1 else ""
@@ -339,7 +345,7 @@ def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> di
         reference, none = strategy_scores["unlearning"], strategy_scores["none"]
         ab_run = run
     else:
-        ab_run = Run(args, data, t_steps, d_steps)
+        ab_run = Run(args, data, t_steps, d_steps, seed=seed)
         t_model, seconds = ab_run.teacher()
         s_model, _ = ab_run.student(t_model)
         p_out = ab_run.p_out(t_model)
