@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -35,7 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
 from bench_umask import CONTROL, TASKS, split_users, train_model
 from umask_anchors import ANCHORS, anchor_samples, fit_anchor
-from umask_data import BenchData, Horizon, months_data, noise_embedding
+from umask_data import (
+    BenchData,
+    Horizon,
+    load_bench_data,
+    months_data,
+    noise_embedding,
+    save_bench_data,
+)
 from umask_months_report import NOISE, STANDIN, render
 
 from generative.evaluate import baseline_evidence, compare, sample_errors
@@ -65,35 +73,25 @@ def score_anchor(samples: torch.Tensor, values, target, groups) -> dict:
     return out
 
 
-def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
-    """Train every model of one seed, score every task; returns the JSON-able results."""
+def umask_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: dict) -> None:
+    """U-MASK, its RQ4 variants, the controls and the baselines of one seed, into ``out``."""
     V, O, H = (torch.from_numpy(data.values), torch.from_numpy(data.observed),
                torch.from_numpy(data.h))
-    test, train = split_users(V.shape[0], seed, args.validation)
-    tasks = layout.tasks()
-    kw = {"tasks": tasks, "patch_t": args.patch_slots, "centred": args.centre}
+    test, train = split
+    kw = {"tasks": layout.tasks(), "patch_t": args.patch_slots, "centred": args.centre}
     models = {"U-MASK": train_model(data, train, seed, args, policy="adaptive", label="U-MASK",
                                     **kw),
               CONTROL: train_model(data, train, seed, args, policy="fixed", label=CONTROL, **kw)}
     variants = {name: (train_model(data, train, seed, args, policy="adaptive", h=h, label=name,
                                    **kw), h)
                 for name, h in rq4_embeddings(data, layout, seed).items() if name in args.rq4}
-    seconds = {name: m.train_seconds for name, m in models.items()}
-    seconds.update({name: m.train_seconds for name, (m, _) in variants.items()})
-    anchors = {}
-    long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
-    val_keep = task_masks(tasks, long_id, O[train]).candidates
-    for name in args.anchors:
-        anchors[name], seconds[name] = fit_anchor(name, V[train], O[train], val_keep, seed,
-                                                  args.anchor_epochs, args.anchor_patience,
-                                                  args.val_fraction)
-        print(f"  fitted {name} in {seconds[name]:.0f}s", flush=True)
+    out["train_seconds"].update({name: m.train_seconds for name, m in models.items()})
+    out["train_seconds"].update({name: m.train_seconds for name, (m, _) in variants.items()})
+    out["best_step"] = {name: m.best_step for name, m in models.items()}
     common = {"train_values": V[train], "train_scored": O[train], "groups": data.groups,
               "season": data.season, "n_samples": args.samples, "steps": args.eval_steps,
               "seed": seed,
               "uncertainty": (args.spread_steps, args.spread_samples)}
-    out = {"train_seconds": seconds, "sample_seconds": {}, "test": test.tolist(), "tasks": {},
-           "best_step": {name: m.best_step for name, m in models.items()}}
     for task in TASKS:
         t0 = time.perf_counter()
         res = compare(models, V[test], O[test], H[test], task,
@@ -102,17 +100,81 @@ def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
             time.perf_counter() - t0
         for name, (model, h) in variants.items():
             res[name] = compare({name: model}, V[test], O[test], h[test], task, **common)[name]
+        out["tasks"][task].update(res)
+
+
+def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: dict) -> None:
+    """The PyPOTS anchors of one seed on ``--anchor-device``, from the evidence the baselines
+    see (``baseline_evidence``), into ``out``."""
+    V, O = torch.from_numpy(data.values), torch.from_numpy(data.observed)
+    test, train = split
+    tasks = layout.tasks()
+    long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
+    val_keep = task_masks(tasks, long_id, O[train]).candidates
+    anchors = {}
+    for name in args.anchors:
+        anchors[name], out["train_seconds"][name] = fit_anchor(
+            name, V[train], O[train], val_keep, seed, args.anchor_epochs, args.anchor_patience,
+            args.val_fraction, device=args.anchor_device, verbose=args.anchor_verbose)
+        print(f"  fitted {name} in {out['train_seconds'][name]:.0f}s", flush=True)
+    for task in TASKS:
         tid = [t.name for t in tasks].index(task)
         tm = task_masks(tasks, torch.full((len(test),), tid), O[test])
         evidence = baseline_evidence(tm, tasks[tid], seed)
         for name, model in anchors.items():
             t0 = time.perf_counter()
             samples = anchor_samples(name, model, V[test], evidence, args.anchor_samples)
-            out["sample_seconds"].setdefault(name, {})[task] = time.perf_counter() - t0
-            res[name] = score_anchor(samples, V[test], tm.target, data.groups)
-        out["tasks"][task] = res
+            seconds = out["sample_seconds"].setdefault(name, {})
+            seconds[task] = time.perf_counter() - t0
+            out["tasks"][task][name] = score_anchor(samples, V[test], tm.target, data.groups)
+            print(f"  seed {seed}: {name} completed {task} in {seconds[task]:.0f}s", flush=True)
+    options = {"device": device_name(args.anchor_device), "epochs": args.anchor_epochs,
+               "patience": args.anchor_patience}
+    out["anchors"] = {name: {**options, **({"samples": args.anchor_samples}
+                                           if name == "CSDI" else {})}
+                      for name in args.anchors}
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{os.cpu_count()}-core CPU"
+
+
+def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
+    """Train every model of one seed, score every task; returns the JSON-able results.
+    ``--anchors-only`` runs the anchors alone (to join another run through
+    ``--anchor-results``)."""
+    split = split_users(data.values.shape[0], seed, args.validation)
+    out = {"train_seconds": {}, "sample_seconds": {}, "test": split[0].tolist(),
+           "tasks": {task: {} for task in TASKS}}
+    if not args.anchors_only:
+        umask_rows(data, layout, seed, args, split, out)
+    anchor_rows(data, layout, seed, args, split, out)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.anchor_device.startswith("cuda"):
+        for options in out["anchors"].values():
+            options["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
+
+
+def join_anchor_results(results: dict[int, dict], folder: Path) -> None:
+    """Add the anchors of an ``--anchors-only`` run (same seeds, data and options) to
+    ``results``; its test users must be this run's."""
+    for seed, res in results.items():
+        path = folder / f"{seed}.json"
+        if not path.exists():
+            raise SystemExit(f"--anchor-results: {path} is missing (seed {seed})")
+        other = json.loads(path.read_text())
+        if other["test"] != res["test"]:
+            raise SystemExit(f"--anchor-results: {path} scored other test users than seed "
+                             f"{seed} of this run; were the data options the same?")
+        for task in TASKS:
+            res["tasks"][task].update(other["tasks"][task])
+        res["train_seconds"].update(other["train_seconds"])
+        res["sample_seconds"].update(other["sample_seconds"])
+        res["anchors"].update({name: {**options, "joined": str(path)}
+                               for name, options in other["anchors"].items()})
 
 
 def run_all(data: BenchData, layout: Horizon, args, argv: list[str]) -> dict[int, dict]:
@@ -181,6 +243,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--anchor-epochs", type=int, default=100)
     ap.add_argument("--anchor-patience", type=int, default=10)
     ap.add_argument("--anchor-samples", type=int, default=8, help="CSDI samples per user")
+    ap.add_argument("--anchor-device", default="cpu",
+                    help="torch device of the anchors (cuda: CSDI on a GPU machine)")
+    ap.add_argument("--anchor-verbose", action="store_true", help="PyPOTS logs every epoch")
+    ap.add_argument("--anchors-only", action="store_true",
+                    help="fit and score only --anchors; its --workdir joins a full run "
+                         "through --anchor-results")
+    ap.add_argument("--anchor-results", default=None, metavar="DIR",
+                    help="the --workdir of an --anchors-only run of the same seeds and data "
+                         "options: its anchors join the report")
+    ap.add_argument("--save-tensors", default=None, metavar="NPZ",
+                    help="write the tensors and h_u to NPZ and stop (--tensors reads them on "
+                         "a machine without the dataset)")
+    ap.add_argument("--tensors", default=None, metavar="NPZ",
+                    help="the --save-tensors file instead of the dataset (with --anchors-only)")
     ap.add_argument("--embedding", choices=["uscope", "standin"], default="uscope")
     ap.add_argument("--validation", action="store_true",
                     help="score on a fifth of each seed's training users; never writes")
@@ -192,19 +268,37 @@ def main(argv: list[str] | None = None) -> None:
     add_dataset_args(ap, default="foursquare-nyc")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(ap, argv, quick=QUICK)
+    if args.tensors and not args.anchors_only:
+        ap.error("--tensors needs --anchors-only (a report needs the dataset itself)")
     split = "valid" if args.validation else "test"
+    part = "-anchors" if args.anchors_only else ""
     args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_months_") if args.quick
-                                    else f"runs/umask_months/{args.spatial}-{split}")
+                                    else f"runs/umask_months/{args.spatial}-{split}{part}")
     torch.set_num_threads(args.threads)
     layout = layout_of(args)
-    loaded = load_for_benchmark(args, NEEDS["bench_umask_months"][0], "bench_umask_months",
-                                quick_users=30)
-    data = months_data(loaded, layout, args.embedding)
+    if args.tensors:
+        data = load_bench_data(args.tensors)
+        if data.values.shape[2] != layout.n_slots:
+            ap.error(f"{args.tensors} has {data.values.shape[2]} slots; the layout options "
+                     f"give {layout.n_slots}: pass the options that saved it")
+    else:
+        loaded = load_for_benchmark(args, NEEDS["bench_umask_months"][0], "bench_umask_months",
+                                    quick_users=30)
+        data = months_data(loaded, layout, args.embedding)
+    if args.save_tensors:
+        save_bench_data(data, args.save_tensors)
+        print(f"wrote {args.save_tensors}: tensors {data.values.shape}")
+        return
     if args.worker_seed is not None:
         out = run_seed(data, layout, args.worker_seed, args)
         (Path(args.workdir) / f"{args.worker_seed}.json").write_text(json.dumps(out))
         return
     results = run_all(data, layout, args, argv)
+    if args.anchors_only:
+        print(f"anchor results of seeds {list(results)} in {args.workdir}")
+        return
+    if args.anchor_results:
+        join_anchor_results(results, Path(args.anchor_results))
     body = quick_banner(args) + render(data, layout, results, args)
     args.no_write |= args.validation
     report(args, loaded, "umask-months", "U-MASK + DiT over months (issue 19)", body)

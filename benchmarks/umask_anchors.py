@@ -39,12 +39,14 @@ def from_series(series: np.ndarray, shape: tuple[int, ...]) -> Tensor:
     return x.movedim(-4, -3)
 
 
-def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int | None):
-    """An anchor at the CPU budget of the benchmark (sizes in its table note)."""
+def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int | None,
+          device: str = "cpu", verbose: bool = False):
+    """An anchor at the CPU budget of the benchmark (sizes in its table note); ``verbose``:
+    PyPOTS logs every epoch."""
     from pypots.imputation import CSDI, SAITS, PatchTST
 
-    common = {"batch_size": 32, "epochs": epochs, "device": "cpu", "saving_path": None,
-              "verbose": False, "patience": None if patience is None else min(patience, epochs)}
+    common = {"batch_size": 32, "epochs": epochs, "device": device, "saving_path": None,
+              "verbose": verbose, "patience": None if patience is None else min(patience, epochs)}
     if name == "SAITS":
         return SAITS(n_steps, n_features, n_layers=2, d_model=64, n_heads=4, d_k=16, d_v=16,
                      d_ffn=128, dropout=0.1, **common)
@@ -61,16 +63,18 @@ def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int |
 
 
 def fit_anchor(name: str, values: Tensor, observed: Tensor, val_keep: Tensor, seed: int,
-               epochs: int, patience: int = 5, val_fraction: float = 0.1):
-    """Fit one anchor on training users; ``val_keep`` (N, T, H, W): evidence of the held-out
-    share (the long-term history). The held-out users are U-MASK's (``split_validation``).
-    Returns (model, seconds)."""
+               epochs: int, patience: int = 5, val_fraction: float = 0.1, device: str = "cpu",
+               verbose: bool = False):
+    """Fit one anchor on training users on ``device``; ``val_keep`` (N, T, H, W): evidence of
+    the held-out share (the long-term history). The held-out users are U-MASK's
+    (``split_validation``). Returns (model, seconds)."""
     from generative.train import split_validation
 
     torch.manual_seed(seed)
     np.random.seed(seed)
     _, c, t, h, w = values.shape
-    model = build(name, t, c * h * w, epochs, patience if val_fraction > 0 else None)
+    model = build(name, t, c * h * w, epochs, patience if val_fraction > 0 else None, device,
+                  verbose)
     t0 = time.perf_counter()
     if val_fraction > 0:
         fit, val = split_validation(values.shape[0], val_fraction, seed)

@@ -12,6 +12,7 @@ Data labelled SIMULATED (``LoadedDataset.label``) is named so in every table.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,3 +197,19 @@ def noise_embedding(h: np.ndarray, seed: int) -> np.ndarray:
     drawn independently of behaviour (one fixed vector per user)."""
     rng = np.random.default_rng(10_000 + seed)
     return (h.mean(0) + h.std(0) * rng.standard_normal(h.shape)).astype(np.float32)
+
+
+def save_bench_data(data: BenchData, path: str) -> None:
+    """``data`` as one compressed .npz (arrays, and the rest as JSON), for ``load_bench_data``
+    on a machine without the dataset or the encoder (a GPU machine running the anchors)."""
+    meta = {k: getattr(data, k) for k in ("name", "groups", "channel_names", "embedding",
+                                          "season", "key", "h_kind")}
+    np.savez_compressed(path, values=data.values, observed=data.observed, h=data.h,
+                        meta=np.array(json.dumps(meta)))
+
+
+def load_bench_data(path: str) -> BenchData:
+    """The ``BenchData`` that ``save_bench_data`` wrote to ``path``."""
+    with np.load(path) as f:
+        meta = json.loads(str(f["meta"]))
+        return BenchData(values=f["values"], observed=f["observed"], h=f["h"], **meta)

@@ -33,15 +33,20 @@ How these settings were chosen and how to read the tables:
   gain on a few non-zero entries.
 - CRPS and coverage use 16 DDIM-10 samples per user (a one-step DDIM returns the posterior
   mean for every noise draw, so its samples have no spread). The CRPS of a point forecast is
-  its absolute error, so "CRPS U-MASK / anchor MAE" compares U-MASK's samples with the point
-  anchors on one scale. A zero target is inside an interval only when its lower end is 0, so
-  the coverage of these zero-inflated targets says how often the samples put mass exactly on
-  zero.
+  its absolute error, so "CRPS U-MASK / anchor CRPS (point anchor: MAE)" compares U-MASK's
+  samples with a point anchor on one scale (CSDI, which samples, by its own CRPS). A zero
+  target is inside an interval only when its lower end is 0, so the coverage of these
+  zero-inflated targets says how often the samples put mass exactly on zero.
 - Anchors: SAITS and PatchTST from PyPOTS 1.3 (2 layers, d_model 64, Adam, MAE loss, early
   stopping on the validation users' long-term window). None accepts a per-user input, so none
   is shown with h_u. CSDI runs (`--anchors CSDI`) but is not in the reported run: in a smoke
   run at T = 112 it took 243 s to draw 2 samples for 6 users over 3 tasks, and 8 GB; at
-  T = 448 and 25 users that is hours per seed on this CPU.
+  T = 448 and 25 users that is hours per seed on this CPU. On an H200 (2026-12-04, the
+  `--anchors-only --anchor-device cuda` run from `--save-tensors` tensors, 3 seed processes
+  sharing the GPU) CSDI trained at about 7 s an epoch, its validation loss still falling
+  at epoch 15, and 8 samples of the first task took more than 40 s: 100 epochs and the
+  sampling of 3 seeds need more than the 15 minutes of GPU time a session gets, so CSDI's
+  rows wait for a run split over sessions (one seed each; `--reuse` keeps finished seeds).
 - RQ4: "h_u = noise" trains and tests U-MASK with every user's h_u replaced by a Gaussian
   vector with h_u's per-dimension mean and std, fixed per user and independent of behaviour;
   "stand-in h_u" uses the histogram embedding of the same history slots (generative.standin).
@@ -49,7 +54,8 @@ How these settings were chosen and how to read the tables:
   anchors.
 - Times are on a 2-core CPU shared by the seed processes. U-MASK's sampling time holds the
   point pass (32 DDIM-1 samples), the CRPS pass (16 DDIM-10 samples) and the baselines, for
-  U-MASK, the control and the matched control; the anchors' holds one point prediction.
+  U-MASK, the control and the matched control; the anchors' holds one point prediction
+  (CSDI: its samples), on the device their header entry names.
 """
 
 
@@ -122,16 +128,31 @@ def bars_table(results: dict, group: str) -> str:
             row["best anchor"] = best
             row["U-MASK / best anchor"], row["wins vs anchor"] = ratio(
                 results, task, group, "U-MASK", best)
-            row["CRPS U-MASK / anchor MAE"] = ratio(results, task, group, "U-MASK", best,
-                                                    ("crps", "mae"))[0]
+            sampled = bool(values(results, task, best, group, "crps"))
+            row["CRPS U-MASK / anchor CRPS (point anchor: MAE)"] = ratio(
+                results, task, group, "U-MASK", best, ("crps", "crps" if sampled else "mae"))[0]
         rows.append(row)
     return markdown_table(rows)
+
+
+def anchor_text(results: dict) -> str:
+    """Each anchor's device and budget, as its run recorded them."""
+    parts = []
+    for name, o in results[next(iter(results))].get("anchors", {}).items():
+        parts.append(f"{name} ({o['device']}"
+                     + (", an `--anchors-only` run joined by `--anchor-results`"
+                        if "joined" in o else "")
+                     + f", up to {o['epochs']} epochs, patience {o['patience']}"
+                     + (f", {o['samples']} samples" if "samples" in o else "") + ")")
+    return "; ".join(parts) or "none"
 
 
 def cost_table(results: dict) -> str:
     rows = []
     for seed, r in results.items():
         row = {"seed": seed, "peak RSS (MB)": f"{r['peak_rss_mb']:.0f}"}
+        row.update({f"peak GPU {name} (MB)": f"{o['peak_gpu_mb']:.0f}"
+                    for name, o in r.get("anchors", {}).items() if "peak_gpu_mb" in o})
         row.update({f"train {k} (s)": f"{v:.0f}" for k, v in r["train_seconds"].items()})
         row.update({f"sample {k} (s, 3 tasks{SPREAD if k.startswith('U-MASK') else ''})":
                     f"{sum(v.values()):.1f}"
@@ -162,10 +183,7 @@ def render(data, layout, results: dict, args) -> str:
         f"centred tasks: {', '.join(args.centre) or 'none'}; {args.samples} DDIM-"
         f"{args.eval_steps} samples per user (RMSE of their mean, MAE of their median), and "
         f"{args.spread_samples} DDIM-{args.spread_steps} samples for CRPS and coverage. "
-        f"h_u: {data.embedding}. Anchors (PyPOTS): {', '.join(args.anchors) or 'none'}, up "
-        f"to {args.anchor_epochs} epochs, patience {args.anchor_patience}"
-        + (f", CSDI with {args.anchor_samples} samples" if "CSDI" in args.anchors else "")
-        + ". Errors in "
+        f"h_u: {data.embedding}. Anchors (PyPOTS): {anchor_text(results)}. Errors in "
         "normalised units ([0, 1] per channel) on each task's target window; mean ± std over "
         "seeds.\n")
     body = [head]

@@ -1,8 +1,12 @@
 """The long-horizon layout of benchmarks/bench_umask_months.py on real Foursquare check-ins:
-weeks of slots from a Monday, place-cluster cells, tasks in days and weeks, RQ4 noise."""
+weeks of slots from a Monday, place-cluster cells, tasks in days and weeks, RQ4 noise; and the
+anchors moved to another machine (saved tensors, an anchors-only run joined to the report)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +19,17 @@ from uscope.data import load_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from umask_data import Horizon, months_data, noise_embedding
+from bench_umask_months import join_anchor_results
+from umask_data import (
+    BenchData,
+    Horizon,
+    load_bench_data,
+    months_data,
+    noise_embedding,
+    save_bench_data,
+)
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_umask_months.py"
 
 
 def test_tasks_are_a_day_two_weeks_and_a_few_days_of_evidence():
@@ -56,3 +70,68 @@ def test_foursquare_months_start_on_a_monday_and_keep_users_with_enough_weeks():
     first = data.events[(data.events["timestamp"] < pd.Timestamp("2012-04-02 03:00"))
                         & data.events["user_id"].isin(weeks.index[weeks >= 12])]
     assert (bench.values[:, :10, 0] > 0).any(axis=(1, 2, 3)).sum() == first["user_id"].nunique()
+
+
+def test_saved_tensors_load_back_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    data = BenchData("foursquare-nyc (real)", rng.random((4, 3, 16, 2, 2), dtype=np.float32),
+                     rng.random((4, 16, 2, 2)) > 0.5, rng.random((4, 8), dtype=np.float32),
+                     {"visit": [0, 1], "location": [2]}, ["a", "b", "here"], "stand-in",
+                     season=56, key="foursquare-nyc", h_kind="standin")
+    save_bench_data(data, str(tmp_path / "t.npz"))
+    back = load_bench_data(str(tmp_path / "t.npz"))
+    for field in ("values", "observed", "h"):
+        assert np.array_equal(getattr(back, field), getattr(data, field))
+        assert getattr(back, field).dtype == getattr(data, field).dtype
+    for field in ("name", "groups", "channel_names", "embedding", "season", "key", "h_kind"):
+        assert getattr(back, field) == getattr(data, field)
+
+
+def _seed_result(test_users, rows):
+    return {"test": test_users, "train_seconds": {}, "sample_seconds": {},
+            "tasks": {task: dict(rows) for task in ("short_term", "long_term", "cold_start")},
+            "anchors": {}}
+
+
+def test_joined_anchor_results_must_come_from_the_same_test_users(tmp_path):
+    scores = {"visit": {"rmse": 0.1, "mae": 0.01, "crps": 0.02}}
+    anchors = _seed_result([3, 1], {"CSDI": scores})
+    anchors["anchors"] = {"CSDI": {"device": "NVIDIA H200", "epochs": 100, "patience": 10,
+                                   "samples": 16}}
+    anchors["train_seconds"] = {"CSDI": 600.0}
+    (tmp_path / "0.json").write_text(json.dumps(anchors))
+    results = {0: _seed_result([3, 1], {"U-MASK": scores})}
+    join_anchor_results(results, tmp_path)
+    assert set(results[0]["tasks"]["long_term"]) == {"U-MASK", "CSDI"}
+    assert results[0]["anchors"]["CSDI"]["device"] == "NVIDIA H200"
+    assert results[0]["anchors"]["CSDI"]["joined"] == str(tmp_path / "0.json")
+    assert results[0]["train_seconds"] == {"CSDI": 600.0}
+    with pytest.raises(SystemExit, match="other test users than seed 0"):
+        join_anchor_results({0: _seed_result([1, 3], {})}, tmp_path)
+    with pytest.raises(SystemExit, match="1.json is missing"):
+        join_anchor_results({1: _seed_result([3, 1], {})}, tmp_path)
+
+
+@pytest.mark.slow
+def test_anchors_run_from_saved_tensors_without_the_dataset_and_join_the_report(tmp_path):
+    """The route of a GPU machine: tensors saved here, anchors fitted where the dataset is not,
+    their rows joined to the report's run on the same seeds."""
+    def bench(*argv, env=None):
+        return subprocess.run([sys.executable, str(BENCH), "--quick", *argv],
+                              check=False, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+
+    tensors, anchors = tmp_path / "t.npz", tmp_path / "anchors"
+    assert bench("--save-tensors", str(tensors)).returncode == 0
+    nowhere = {"USCOPE_DATA": str(tmp_path / "no-data")}
+    wrong = bench("--tensors", str(tensors), "--anchors-only", "--weeks", "3", env=nowhere)
+    assert wrong.returncode == 2 and "has 112 slots" in wrong.stderr
+    fitted = bench("--tensors", str(tensors), "--anchors-only", "--anchors", "SAITS",
+                   "--workdir", str(anchors), env=nowhere)
+    assert fitted.returncode == 0, fitted.stderr[-2000:]
+    assert json.loads((anchors / "0.json").read_text())["anchors"]["SAITS"]["epochs"] == 1
+    joined = bench("--anchors", "--anchor-results", str(anchors))
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    assert "\n| SAITS |" in joined.stdout
+    assert (f"Anchors (PyPOTS): SAITS ({os.cpu_count()}-core CPU, an `--anchors-only` run "
+            "joined by `--anchor-results`, up to 1 epochs") in joined.stdout
