@@ -25,7 +25,7 @@ from uscope.profile import (
     run_profile_job,
     shard_of,
 )
-from uscope.profile.batch import parts_dir
+from uscope.profile.batch import merge_parts, parts_dir
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -92,6 +92,31 @@ def test_sharded_jobs_cover_the_population_exactly_once(tmp_path, heuristic, enc
         outs.append(ProfileSet.load(tmp_path / f"s{i}.parquet"))
     ids = [u for o in outs for u in o.user_ids]
     assert sorted(ids) == sorted(events["user_id"].unique()) and len(ids) == len(set(ids))
+
+
+def test_merge_puts_chunks_in_user_order_and_refuses_a_lost_or_doubled_user(tmp_path,
+                                                                           heuristic, encoder):
+    events = population(12)
+    out = tmp_path / "all.parquet"
+    run_profile_job(events, out, heuristic, encoder, JobConfig(chunk_size=5))
+    whole = ProfileSet.load(out).frame
+    users = list(whole["user_id"])
+
+    def chunks(*row_sets) -> Path:
+        parts = tmp_path / f"parts{len(list(tmp_path.iterdir()))}"
+        parts.mkdir()
+        for i, rows in enumerate(row_sets, start=1):
+            ProfileSet(whole.iloc[rows].reset_index(drop=True)).save(
+                parts / f"chunk-{i:06d}.parquet")
+        return parts
+
+    # a resumed run's chunks out of the shard's order: merged in that order all the same
+    merge_parts(chunks([8, 3, 11], [0, 1, 2], [4, 5, 6, 7, 9, 10]), users, out)
+    assert ProfileSet.load(out).frame.equals(whole)
+    with pytest.raises(DataError, match="chunks hold 11 distinct users for 12 users"):
+        merge_parts(chunks(range(6), range(6, 11)), users, out)
+    with pytest.raises(DataError, match="chunks hold 12 distinct users for 12 users"):
+        merge_parts(chunks(range(7), range(6, 12)), users, out)
 
 
 def test_rerun_needs_resume_and_the_same_settings(tmp_path, heuristic, encoder):

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from uscope.data.schema import DataError
@@ -147,8 +149,14 @@ def _chunk_files(parts: Path) -> list[Path]:
     return sorted(parts.glob("chunk-*.parquet"))
 
 
+def _chunk_ids(chunk: Path) -> pa.Array:
+    """A chunk's user ids as one Arrow string array (a few bytes a user, no Python objects)."""
+    return pq.read_table(chunk, columns=["user_id"]).column("user_id").combine_chunks() \
+        .cast(pa.string())
+
+
 def _chunk_users(chunk: Path) -> list[str]:
-    return pq.read_table(chunk, columns=["user_id"]).column("user_id").to_pylist()
+    return _chunk_ids(chunk).to_pylist()
 
 
 def _finished_users(parts: Path) -> set[str]:
@@ -188,13 +196,19 @@ def _reopen_finished(out: Path, parts: Path) -> None:
 def merge_parts(parts: Path, users: Sequence[str], out: Path) -> None:
     """Write the chunks as one file in the shard's user order: streamed a chunk at a time when
     the chunks already follow that order (one run, or a resumed one), else sorted in memory."""
-    chunks = sorted(((_chunk_users(c), c) for c in _chunk_files(parts)),
-                    key=lambda item: item[0][0] if item[0] else "")
-    ids = [u for chunk_ids, _ in chunks for u in chunk_ids]
-    if len(ids) != len(set(ids)) or set(ids) != set(users):
-        raise DataError(f"chunks hold {len(set(ids))} distinct users for {len(users)} users of "
+    chunks = sorted(((_chunk_ids(c), c) for c in _chunk_files(parts)),
+                    key=lambda item: item[0][0].as_py() if len(item[0]) else "")
+    # Arrow arrays, not Python strings: this check must not grow the job's memory by the
+    # population's size at its very end
+    ids = pa.concat_arrays([chunk_ids for chunk_ids, _ in chunks]) if chunks \
+        else pa.array([], pa.string())
+    wanted = pa.array(list(users), pa.string())
+    distinct = pc.count_distinct(ids).as_py()
+    if (distinct != len(ids) or len(ids) != len(wanted)
+            or not pc.all(pc.is_in(ids, value_set=wanted)).as_py()):
+        raise DataError(f"chunks hold {distinct} distinct users for {len(users)} users of "
                         "the shard", source=str(parts), field="user_id")
-    if ids == list(users):
+    if ids.equals(wanted):
         ProfileSet.write_concatenated([c for _, c in chunks], out)
     else:
         merged = ProfileSet.concat(ProfileSet.load(c) for _, c in chunks)
@@ -206,13 +220,13 @@ def merge_parts(parts: Path, users: Sequence[str], out: Path) -> None:
 
 def job_summary(out: Path, n_users: int, n_skipped: int, n_profiled: int,
              config: JobConfig, started: float) -> JobSummary:
-    rows = pq.read_table(out, columns=["user_id", "status", "error", "truncated"]).to_pandas()
-    failed = rows[rows["status"] == STATUS_FAILED]
+    rows = pq.read_table(out, columns=["user_id", "status", "error", "truncated"])
+    failed = rows.filter(pc.equal(rows["status"], STATUS_FAILED))  # Python objects for these only
     return JobSummary(
         out=out, n_users=n_users, n_skipped=n_skipped, n_profiled=n_profiled,
-        n_failed=len(failed), n_truncated=int(rows["truncated"].sum()),
+        n_failed=failed.num_rows, n_truncated=int(pc.sum(rows["truncated"]).as_py() or 0),
         budget=config.profile.features.max_events, seconds=time.perf_counter() - started,
-        failures=dict(zip(failed["user_id"], failed["error"])),
+        failures=dict(zip(failed["user_id"].to_pylist(), failed["error"].to_pylist())),
     )
 
 
