@@ -19,15 +19,9 @@ from uscope.data import load_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import umask_data
 from bench_umask_months import join_anchor_results
-from umask_data import (
-    BenchData,
-    Horizon,
-    load_bench_data,
-    months_data,
-    noise_embedding,
-    save_bench_data,
-)
+from umask_data import Horizon, months_data, noise_embedding
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_umask_months.py"
 
@@ -74,12 +68,12 @@ def test_foursquare_months_start_on_a_monday_and_keep_users_with_enough_weeks():
 
 def test_saved_tensors_load_back_unchanged(tmp_path):
     rng = np.random.default_rng(0)
-    data = BenchData("foursquare-nyc (real)", rng.random((4, 3, 16, 2, 2), dtype=np.float32),
+    data = umask_data.BenchData("foursquare-nyc (real)", rng.random((4, 3, 16, 2, 2), dtype=np.float32),
                      rng.random((4, 16, 2, 2)) > 0.5, rng.random((4, 8), dtype=np.float32),
                      {"visit": [0, 1], "location": [2]}, ["a", "b", "here"], "stand-in",
                      season=56, key="foursquare-nyc", h_kind="standin")
-    save_bench_data(data, str(tmp_path / "t.npz"))
-    back = load_bench_data(str(tmp_path / "t.npz"))
+    umask_data.save_bench_data(data, str(tmp_path / "t.npz"))
+    back = umask_data.load_bench_data(str(tmp_path / "t.npz"))
     for field in ("values", "observed", "h"):
         assert np.array_equal(getattr(back, field), getattr(data, field))
         assert getattr(back, field).dtype == getattr(data, field).dtype
