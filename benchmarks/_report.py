@@ -18,10 +18,28 @@ BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nEvery table below is written by a script in `benchmarks/`; rerun it to refresh.\n"
 
 
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Architecture, model name and matrix instructions (AMX, AVX-512): CPUs of one
+    architecture differ several-fold in bf16 speed, so a timed table names them."""
+    arch = platform.processor() or platform.machine()
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:                                   # not Linux: the architecture only
+        return arch
+
+    def field(name: str) -> str:
+        return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith(name)), "")
+
+    flags = set(field("flags").split())
+    isa = ("AMX" if "amx_bf16" in flags else "AVX-512, no AMX" if "avx512f" in flags
+           else "no AVX-512")
+    return ", ".join(part for part in (arch, field("model name"), isa) if part)
+
+
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_description()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, Python {platform.python_version()}, "
             f"torch {torch.__version__}")
