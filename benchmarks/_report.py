@@ -30,9 +30,9 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     def field(name: str) -> str:
         return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith(name)), "")
 
-    flags = set(field("flags").split())
-    isa = ("AMX" if "amx_bf16" in flags else "AVX-512, no AMX" if "avx512f" in flags
-           else "no AVX-512")
+    flags = set(field("flags").split())             # x86 only (Arm lists "Features")
+    isa = ("" if not flags else "AMX" if "amx_bf16" in flags
+           else "AVX-512, no AMX" if "avx512f" in flags else "no AVX-512")
     return ", ".join(part for part in (arch, field("model name"), isa) if part)
 
 

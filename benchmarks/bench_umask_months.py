@@ -19,6 +19,7 @@ Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-mont
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -105,40 +107,53 @@ def umask_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: di
 
 def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: dict) -> None:
     """The PyPOTS anchors of one seed on ``--anchor-device``, from the evidence the baselines
-    see (``baseline_evidence``), into ``out``."""
+    see (``baseline_evidence``), into ``out``; each anchor fitted, then run on every task."""
     V, O = torch.from_numpy(data.values), torch.from_numpy(data.observed)
     test, train = split
     tasks = layout.tasks()
     long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
     val_keep = task_masks(tasks, long_id, O[train]).candidates
-    anchors = {}
+    evidence = {}
+    for tid, task in enumerate(tasks):
+        tm = task_masks(tasks, torch.full((len(test),), tid), O[test])
+        evidence[task.name] = (tm.target, baseline_evidence(tm, task, seed))
+    gpu = args.anchor_device.startswith("cuda")
+    out["anchors"] = {}
     for name in args.anchors:
-        anchors[name], out["train_seconds"][name] = fit_anchor(
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
+        model, out["train_seconds"][name] = fit_anchor(
             name, V[train], O[train], val_keep, seed, args.anchor_epochs, args.anchor_patience,
             args.val_fraction, device=args.anchor_device, verbose=args.anchor_verbose)
-        print(f"  fitted {name} in {out['train_seconds'][name]:.0f}s", flush=True)
-    for task in TASKS:
-        tid = [t.name for t in tasks].index(task)
-        tm = task_masks(tasks, torch.full((len(test),), tid), O[test])
-        evidence = baseline_evidence(tm, tasks[tid], seed)
-        for name, model in anchors.items():
+        print(f"  seed {seed}: fitted {name} in {out['train_seconds'][name]:.0f}s", flush=True)
+        seconds = out["sample_seconds"].setdefault(name, {})
+        for task in TASKS:
+            target, seen = evidence[task]
             t0 = time.perf_counter()
-            samples = anchor_samples(name, model, V[test], evidence, args.anchor_samples)
-            seconds = out["sample_seconds"].setdefault(name, {})
+            samples = anchor_samples(name, model, V[test], seen, args.anchor_samples)
             seconds[task] = time.perf_counter() - t0
-            out["tasks"][task][name] = score_anchor(samples, V[test], tm.target, data.groups)
+            out["tasks"][task][name] = score_anchor(samples, V[test], target, data.groups)
             print(f"  seed {seed}: {name} completed {task} in {seconds[task]:.0f}s", flush=True)
-    options = {"device": device_name(args.anchor_device), "epochs": args.anchor_epochs,
-               "patience": args.anchor_patience}
-    out["anchors"] = {name: {**options, **({"samples": args.anchor_samples}
-                                           if name == "CSDI" else {})}
-                      for name in args.anchors}
+        out["anchors"][name] = {"device": device_name(args.anchor_device),
+                                "epochs": args.anchor_epochs, "patience": args.anchor_patience,
+                                **({"samples": args.anchor_samples} if name == "CSDI" else {}),
+                                **({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20}
+                                   if gpu else {})}
 
 
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{os.cpu_count()}-core CPU"
+    return f"{os.cpu_count()}-core CPU" if device == "cpu" else device
+
+
+def fingerprint(data: BenchData, layout: Horizon) -> dict:
+    """What a joined run must share with this one: the data, its tensors and the layout."""
+    digest = hashlib.sha256(data.values.tobytes())
+    digest.update(data.observed.tobytes())
+    return {"data": data.key, "layout": {**asdict(layout), "grid": list(layout.grid)},
+            "shape": list(data.values.shape),
+            "sha256": digest.hexdigest()}
 
 
 def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
@@ -147,34 +162,36 @@ def run_seed(data: BenchData, layout: Horizon, seed: int, args) -> dict:
     ``--anchor-results``)."""
     split = split_users(data.values.shape[0], seed, args.validation)
     out = {"train_seconds": {}, "sample_seconds": {}, "test": split[0].tolist(),
-           "tasks": {task: {} for task in TASKS}}
+           "tasks": {task: {} for task in TASKS}, "fingerprint": fingerprint(data, layout)}
     if not args.anchors_only:
         umask_rows(data, layout, seed, args, split, out)
     anchor_rows(data, layout, seed, args, split, out)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.anchor_device.startswith("cuda"):
-        for options in out["anchors"].values():
-            options["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
 
 
 def join_anchor_results(results: dict[int, dict], folder: Path) -> None:
-    """Add the anchors of an ``--anchors-only`` run (same seeds, data and options) to
-    ``results``; its test users must be this run's."""
+    """Add the anchors of an ``--anchors-only`` run to ``results``: it must have scored the
+    same tensors, layout and test users, and may not bring a method this run has."""
     for seed, res in results.items():
         path = folder / f"{seed}.json"
         if not path.exists():
             raise SystemExit(f"--anchor-results: {path} is missing (seed {seed})")
         other = json.loads(path.read_text())
-        if other["test"] != res["test"]:
-            raise SystemExit(f"--anchor-results: {path} scored other test users than seed "
-                             f"{seed} of this run; were the data options the same?")
-        for task in TASKS:
-            res["tasks"][task].update(other["tasks"][task])
-        res["train_seconds"].update(other["train_seconds"])
-        res["sample_seconds"].update(other["sample_seconds"])
-        res["anchors"].update({name: {**options, "joined": str(path)}
-                               for name, options in other["anchors"].items()})
+        if other["test"] != res["test"] or other.get("fingerprint") != res.get("fingerprint"):
+            raise SystemExit(f"--anchor-results: {path} scored other tensors, layout or test "
+                             f"users than seed {seed} of this run; were the data options the "
+                             "same?")
+        mine = res.setdefault("anchors", {})
+        for name, options in other["anchors"].items():
+            if name in res["tasks"][TASKS[0]]:
+                raise SystemExit(f"--anchor-results: {path} brings {name}, which this run has "
+                                 f"too; leave it out of --anchors")
+            for task in TASKS:
+                res["tasks"][task][name] = other["tasks"][task][name]
+            res["train_seconds"][name] = other["train_seconds"][name]
+            res["sample_seconds"][name] = other["sample_seconds"][name]
+            mine[name] = {**options, "joined": str(path)}
 
 
 def run_all(data: BenchData, layout: Horizon, args, argv: list[str]) -> dict[int, dict]:
@@ -242,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                          "step at T = 112 on this CPU)")
     ap.add_argument("--anchor-epochs", type=int, default=100)
     ap.add_argument("--anchor-patience", type=int, default=10)
-    ap.add_argument("--anchor-samples", type=int, default=8, help="CSDI samples per user")
+    ap.add_argument("--anchor-samples", type=int, default=16,
+                    help="CSDI samples per user (16: as many as U-MASK's CRPS samples)")
     ap.add_argument("--anchor-device", default="cpu",
                     help="torch device of the anchors (cuda: CSDI on a GPU machine)")
     ap.add_argument("--anchor-verbose", action="store_true", help="PyPOTS logs every epoch")
@@ -251,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
                          "through --anchor-results")
     ap.add_argument("--anchor-results", default=None, metavar="DIR",
                     help="the --workdir of an --anchors-only run of the same seeds and data "
-                         "options: its anchors join the report")
+                         "options: its anchors join the report (refused if it scored other "
+                         "tensors, layout or test users)")
     ap.add_argument("--save-tensors", default=None, metavar="NPZ",
                     help="write the tensors and h_u to NPZ and stop (--tensors reads them on "
                          "a machine without the dataset)")

@@ -39,14 +39,12 @@ How these settings were chosen and how to read the tables:
   zero-inflated targets says how often the samples put mass exactly on zero.
 - Anchors: SAITS and PatchTST from PyPOTS 1.3 (2 layers, d_model 64, Adam, MAE loss, early
   stopping on the validation users' long-term window). None accepts a per-user input, so none
-  is shown with h_u. CSDI runs (`--anchors CSDI`) but is not in the reported run: in a smoke
-  run at T = 112 it took 243 s to draw 2 samples for 6 users over 3 tasks, and 8 GB; at
-  T = 448 and 25 users that is hours per seed on this CPU. On an H200 (2026-12-04, the
-  `--anchors-only --anchor-device cuda` run from `--save-tensors` tensors, 3 seed processes
-  sharing the GPU) CSDI trained at about 7 s an epoch, its validation loss still falling
-  at epoch 15, and 8 samples of the first task took more than 40 s: 100 epochs and the
-  sampling of 3 seeds need more than the 15 minutes of GPU time a session gets, so CSDI's
-  rows wait for a run split over sessions (one seed each; `--reuse` keeps finished seeds).
+  is shown with h_u. CSDI (`--anchors CSDI`, 16 samples, as many as U-MASK's CRPS pass) is
+  too slow for a CPU: in a smoke run at T = 112 it took 243 s to draw 2 samples for 6 users
+  over 3 tasks, and 8 GB. On an H200 (2026-12-04, 3 seed processes sharing the GPU) it
+  trained at about 7 s an epoch at T = 448, its validation loss still falling at epoch 15:
+  a GPU machine runs it with `--anchors-only` from `--save-tensors` tensors, one seed at a
+  time, and `--anchor-results` joins its rows, measured on the device the header names.
 - RQ4: "h_u = noise" trains and tests U-MASK with every user's h_u replaced by a Gaussian
   vector with h_u's per-dimension mean and std, fixed per user and independent of behaviour;
   "stand-in h_u" uses the histogram embedding of the same history slots (generative.standin).
@@ -136,9 +134,15 @@ def bars_table(results: dict, group: str) -> str:
 
 
 def anchor_text(results: dict) -> str:
-    """Each anchor's device and budget, as its run recorded them."""
-    parts = []
-    for name, o in results[next(iter(results))].get("anchors", {}).items():
+    """Each anchor's device and budget, as the run that fitted it recorded them (the first
+    seed that records it)."""
+    described: dict[str, dict] = {}
+    for r in results.values():
+        for name, options in r.get("anchors", {}).items():
+            described.setdefault(name, options)
+    parts = [f"{name} (not recorded)" for name in methods(results)
+             if name in ANCHORS and name not in described]
+    for name, o in described.items():
         parts.append(f"{name} ({o['device']}"
                      + (", an `--anchors-only` run joined by `--anchor-results`"
                         if "joined" in o else "")
@@ -197,5 +201,6 @@ def render(data, layout, results: dict, args) -> str:
         body.append(f"\nRMSE ratios (< 1: U-MASK better), group `{group}`, mean ± std over "
                     "seeds, with the seeds where U-MASK wins:\n\n" + bars_table(results, group))
     body.append("\nCost per seed (1 torch thread per seed process, CPU shared by "
-                f"{args.jobs} seed processes):\n\n" + cost_table(results))
+                f"{args.jobs} seed processes; joined anchors: on their own device, as the "
+                "header says):\n\n" + cost_table(results))
     return "\n".join(body) + "\n" + NOTES

@@ -28,3 +28,6 @@ def test_the_header_names_the_cpu_model_and_its_matrix_instructions(tmp_path):
     assert cpu_description(amd) == f"{ARCH}, AMD EPYC, AVX-512, no AMX"
     assert cpu_description(old) == f"{ARCH}, Some CPU, no AVX-512"
     assert cpu_description(tmp_path / "absent") == ARCH
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd sve\nCPU implementer\t: 0x41\n")
+    assert cpu_description(arm) == ARCH

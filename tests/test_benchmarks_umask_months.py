@@ -81,27 +81,33 @@ def test_saved_tensors_load_back_unchanged(tmp_path):
         assert getattr(back, field) == getattr(data, field)
 
 
-def _seed_result(test_users, rows):
+def _seed_result(test_users, rows, digest="abc"):
     return {"test": test_users, "train_seconds": {}, "sample_seconds": {},
             "tasks": {task: dict(rows) for task in ("short_term", "long_term", "cold_start")},
-            "anchors": {}}
+            "anchors": {}, "fingerprint": {"data": "foursquare-nyc", "sha256": digest}}
 
 
 def test_joined_anchor_results_must_come_from_the_same_test_users(tmp_path):
     scores = {"visit": {"rmse": 0.1, "mae": 0.01, "crps": 0.02}}
-    anchors = _seed_result([3, 1], {"CSDI": scores})
+    other = {"U-MASK": {"visit": {"rmse": 9.0}}, "CSDI": scores}   # a stray row: not taken
+    anchors = _seed_result([3, 1], other)
     anchors["anchors"] = {"CSDI": {"device": "NVIDIA H200", "epochs": 100, "patience": 10,
                                    "samples": 16}}
     anchors["train_seconds"] = {"CSDI": 600.0}
+    anchors["sample_seconds"] = {"CSDI": {"short_term": 30.0}}
     (tmp_path / "0.json").write_text(json.dumps(anchors))
     results = {0: _seed_result([3, 1], {"U-MASK": scores})}
     join_anchor_results(results, tmp_path)
-    assert set(results[0]["tasks"]["long_term"]) == {"U-MASK", "CSDI"}
+    assert results[0]["tasks"]["long_term"] == {"U-MASK": scores, "CSDI": scores}
     assert results[0]["anchors"]["CSDI"]["device"] == "NVIDIA H200"
     assert results[0]["anchors"]["CSDI"]["joined"] == str(tmp_path / "0.json")
     assert results[0]["train_seconds"] == {"CSDI": 600.0}
-    with pytest.raises(SystemExit, match="other test users than seed 0"):
+    with pytest.raises(SystemExit, match="other tensors, layout or test users than seed 0"):
         join_anchor_results({0: _seed_result([1, 3], {})}, tmp_path)
+    with pytest.raises(SystemExit, match="other tensors, layout or test users than seed 0"):
+        join_anchor_results({0: _seed_result([3, 1], {}, digest="other")}, tmp_path)
+    with pytest.raises(SystemExit, match="brings CSDI, which this run has too"):
+        join_anchor_results({0: _seed_result([3, 1], {"CSDI": scores})}, tmp_path)
     with pytest.raises(SystemExit, match="1.json is missing"):
         join_anchor_results({1: _seed_result([3, 1], {})}, tmp_path)
 

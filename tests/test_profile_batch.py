@@ -117,6 +117,10 @@ def test_merge_puts_chunks_in_user_order_and_refuses_a_lost_or_doubled_user(tmp_
         merge_parts(chunks(range(6), range(6, 11)), users, out)
     with pytest.raises(DataError, match="chunks hold 12 distinct users for 12 users"):
         merge_parts(chunks(range(7), range(6, 12)), users, out)
+    with pytest.raises(DataError, match="chunks hold 12 distinct users for 12 users"):
+        merge_parts(chunks(range(12)), [*users[:-1], "someone else"], out)
+    merge_parts(chunks(), [], out)  # a shard the hash left empty
+    assert len(ProfileSet.load(out)) == 0
 
 
 def test_rerun_needs_resume_and_the_same_settings(tmp_path, heuristic, encoder):

@@ -152,7 +152,7 @@ def _chunk_files(parts: Path) -> list[Path]:
 def _chunk_ids(chunk: Path) -> pa.Array:
     """A chunk's user ids as one Arrow string array (a few bytes a user, no Python objects)."""
     return pq.read_table(chunk, columns=["user_id"]).column("user_id").combine_chunks() \
-        .cast(pa.string())
+        .cast(pa.large_string())
 
 
 def _chunk_users(chunk: Path) -> list[str]:
@@ -201,11 +201,11 @@ def merge_parts(parts: Path, users: Sequence[str], out: Path) -> None:
     # Arrow arrays, not Python strings: this check must not grow the job's memory by the
     # population's size at its very end
     ids = pa.concat_arrays([chunk_ids for chunk_ids, _ in chunks]) if chunks \
-        else pa.array([], pa.string())
-    wanted = pa.array(list(users), pa.string())
+        else pa.array([], pa.large_string())
+    wanted = pa.array(users, pa.large_string())
     distinct = pc.count_distinct(ids).as_py()
     if (distinct != len(ids) or len(ids) != len(wanted)
-            or not pc.all(pc.is_in(ids, value_set=wanted)).as_py()):
+            or not pc.all(pc.is_in(ids, value_set=wanted), min_count=0).as_py()):
         raise DataError(f"chunks hold {distinct} distinct users for {len(users)} users of "
                         "the shard", source=str(parts), field="user_id")
     if ids.equals(wanted):
