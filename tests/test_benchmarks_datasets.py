@@ -10,18 +10,16 @@ None of them may touch BENCHMARKS.md, and each names its data by ``LoadedDataset
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from benchmark_runs import REPO, command, run
 
 from uscope.data.datasets import get_spec
 
-REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 EXIT_LACKS_FIELD = 3
 slow = pytest.mark.slow  # SmolLM2 training / constrained decoding: a minute or two each
@@ -61,20 +59,6 @@ CASES = [
     pytest.param("bench_faithful_dpo", None, ("--threads", "1"), marks=slow),
 ]
 BOTH = ("netfp (real)", "foursquare-nyc (real)")
-
-
-def command(script: str, dataset: str | None, extra: tuple[str, ...]) -> list[str]:
-    data = ["--dataset", dataset] if dataset else []
-    return [sys.executable, str(REPO / "benchmarks" / f"{script}.py"), *data, "--quick",
-            "--no-write", *extra]
-
-
-def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp)}
-    return subprocess.run(argv, check=False, cwd=tmp, env=env, capture_output=True, text=True,
-                          timeout=900)
 
 
 def digest() -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from benchmark_runs import command, run
 
 from generative.tasks import target_window
 from uscope.data import load_dataset
@@ -22,8 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import umask_data
 from bench_umask_months import join_anchor_results
 from umask_data import Horizon, months_data, noise_embedding
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_umask_months.py"
 
 
 def test_tasks_are_a_day_two_weeks_and_a_few_days_of_evidence():
@@ -117,9 +115,7 @@ def test_anchors_run_from_saved_tensors_without_the_dataset_and_join_the_report(
     """The route of a GPU machine: tensors saved here, anchors fitted where the dataset is not,
     their rows joined to the report's run on the same seeds."""
     def bench(*argv, env=None):
-        return subprocess.run([sys.executable, str(BENCH), "--quick", *argv],
-                              check=False, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+        return run(command("bench_umask_months", None, argv), tmp_path, env)
 
     tensors, anchors = tmp_path / "t.npz", tmp_path / "anchors"
     assert bench("--save-tensors", str(tensors)).returncode == 0
