@@ -1,5 +1,6 @@
-"""Batch profiling throughput on this CPU: features, encoder, end to end, the Ray engine, and
-peak memory against the population size (issue 21's bars), side by side in one run.
+"""Batch profiling throughput on this CPU: features, encoder, end to end and the Ray engine
+(issue 21's bars), side by side in one run. Peak memory against the population size is
+``bench_memory.py``'s.
 
 1. Real netfp (every device), one torch thread, medians of ``--repeats`` rounds in which every
    step runs once in turn:
@@ -8,22 +9,18 @@ peak memory against the population size (issue 21's bars), side by side in one r
    - a plain fp32 MiniLM encode of the heuristic profile texts, and the bf16 one (min cosine to
      fp32 and neighbour lift of both);
    - end to end (``profile_users``, heuristic writer + MiniLM) with each encoder.
-2. The Ray engine against the local job on the same parquet (the first SIMULATED size): the
-   local job on one and two threads, Ray with one and two profiler actors on a local 2-CPU
-   cluster started before the clock; identical rows checked.
-3. Peak RSS of ``uscope profile EVENTS.parquet --backend heuristic`` (streamed in blocks of
-   users) for SIMULATED populations of ``--sizes`` users, each in its own process.
+2. The Ray engine against the local job on the same parquet (a SIMULATED population of
+   ``--ray-users``): the local job on one and two threads, Ray with one and two profiler actors
+   on a local 2-CPU cluster started before the clock; identical rows checked.
 
-Run: python benchmarks/bench_throughput.py [--repeats 5] [--sizes 10000 100000] [--quick]
-``--quick``: 150 netfp users, one repeat, sizes 300 and 1,000; nothing written.
+Run: python benchmarks/bench_throughput.py [--repeats 5] [--ray-users 10000] [--quick]
+``--quick``: 150 netfp users, one repeat, 300 Ray users; nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import markdown_table, write_section
+from bench_memory import simulated_parquet
 
 SECTION = "profile-throughput"
 SAME = ["user_id", "status", "prompt", "profile", "n_events", "n_used", "truncated", "encoder"]
@@ -134,35 +132,10 @@ def ray_engine(path: Path, work: Path) -> tuple[list[dict], bool]:
     return rows, same
 
 
-def simulated_parquet(n_users: int, work: Path) -> tuple[Path, int]:
-    """A SIMULATED population of one day (about 45 app uses a user) as an event parquet."""
-    from uscope.data import simulate
-    from uscope.data.schema import save_events
-
-    folder = work / f"sim{n_users}"
-    population = simulate(n_users=n_users, days=1, seed=0, out_dir=folder, events_per_day=45)
-    return save_events(population.events, folder / "events.parquet"), len(population.events)
-
-
-def peak_rss(n_users: int, path: Path, rows: int) -> dict:
-    """Part 3: a SIMULATED population profiled (heuristic) in a fresh process."""
-    out = path.with_name("profiles.parquet")
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "uscope", "profile",
-               str(path), "--out", str(out), "--backend", "heuristic", "--no-progress",
-               "--threads", "1", "--chunk-size", "256"]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    seconds = time.perf_counter() - start
-    peak_kb = int(done.stderr.strip().splitlines()[-1])
-    return {"users": f"{n_users:,}", "rows": f"{rows:,}", "seconds": f"{seconds:.0f}",
-            "users/s": f"{n_users / seconds:.0f}", "peak RSS MB": f"{peak_kb / 1024:,.0f}"}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--ray-users", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     import torch
@@ -175,18 +148,13 @@ def main() -> None:
     if args.quick:
         keep = sorted(events["user_id"].unique())[:150]
         events = events[events["user_id"].isin(keep)].reset_index(drop=True)
-        args.repeats, args.sizes = 1, [300, 1000]
+        args.repeats, args.ray_users = 1, 300
     steps, facts = single_process(events, args.repeats)
     print(markdown_table(steps), facts, flush=True)
     with tempfile.TemporaryDirectory(prefix="uscope-throughput-") as tmp:
-        populations = {n: simulated_parquet(n, Path(tmp)) for n in args.sizes}
-        sizes = [peak_rss(n, *populations[n]) for n in args.sizes]
-        print(markdown_table(sizes), flush=True)
-        ray_users = args.sizes[0]
-        engines, same = ray_engine(populations[ray_users][0], Path(tmp))
+        ray_users = args.ray_users
+        engines, same = ray_engine(simulated_parquet(ray_users, Path(tmp))[0], Path(tmp))
         print(markdown_table(engines), "same rows:", same, flush=True)
-    growth = (float(sizes[-1]["peak RSS MB"].replace(",", "")) /
-              float(sizes[0]["peak RSS MB"].replace(",", "")))
     body = (
         f"Real netfp: {facts['n']:,} devices, {facts['rows']:,} events; one torch thread; "
         f"medians of {args.repeats} rounds in one process, each round running every step once "
@@ -211,16 +179,10 @@ def main() -> None:
         "shared by the driver, the read and shuffle tasks and the actors.\n\n"
         + markdown_table(engines) + "\n\n"
         f"Identical rows (user, status, prompt, profile, counts, encoder) from all four runs: "
-        f"{'yes' if same else 'NO'}.\n\n"
-        "Peak RSS of `uscope profile EVENTS.parquet --backend heuristic` on **SIMULATED** "
-        "populations (1 day, about 45 app uses per user), the job reading the parquet in "
-        "blocks of users; each its own process (`/usr/bin/time`):\n\n"
-        + markdown_table(sizes) + "\n\n"
-        f"Peak RSS at {sizes[-1]['users']} users is {growth:.2f}x that at {sizes[0]['users']} "
-        "(bar: within 1.10x).\n")
+        f"{'yes' if same else 'NO'}.\n")
     print(body)
     if not args.quick:
-        write_section(SECTION, "U-SCOPE profiling throughput: features, encoder, Ray, memory",
+        write_section(SECTION, "U-SCOPE profiling throughput: features, encoder, Ray",
                       body)
 
 
