@@ -1,12 +1,13 @@
 """Peak memory of the batch job against the population size (issue 21's bar: the peak RSS for
 100,000 users within 10% of that for 10,000).
 
-Each run is ``uscope profile EVENTS.parquet --backend heuristic`` (MiniLM, default precision,
-one torch thread, chunks of 256 users) in its own process, on a SIMULATED population of one day
-(about 45 app uses a user) written as a user-sorted parquet, which the job reads in blocks of
-users. Its peak is ``/usr/bin/time``'s maximum resident set size. A size's runs give a median;
-``--jobs`` runs go at once (one a core), the largest population first, so that the sizes share
-the machine's load.
+Each run is ``uscope profile EVENTS.parquet --backend heuristic`` (MiniLM at this CPU's default
+precision, one torch thread, the job's default chunks of users) in its own process, on a
+SIMULATED population of one day (about 45 app uses a user) written as a user-sorted parquet,
+which the job reads in blocks of users. Its peak is GNU time's (``/usr/bin/time``) maximum
+resident set size. A size's runs give a median; ``--jobs`` runs go at once (one a core), queued
+largest size first and alternating between sizes, so that each size's runs share the machine
+with the others' alike.
 
 Run: python benchmarks/bench_memory.py [--sizes 10000 100000] [--runs 3] [--jobs 2] [--quick]
 ``--quick``: sizes 300 and 1,000, one run each; ``--no-write`` (implied by ``--quick``) leaves
@@ -22,31 +23,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import simulated_parquet
 from _report import markdown_table, write_section
 
 SECTION = "profile-memory"
-CHUNK_SIZE = 256
-
-
-def simulated_parquet(n_users: int, work: Path) -> tuple[Path, int]:
-    """A SIMULATED population of one day (about 45 app uses a user) as an event parquet."""
-    from uscope.data import simulate
-    from uscope.data.schema import save_events
-
-    folder = work / f"sim{n_users}"
-    population = simulate(n_users=n_users, days=1, seed=0, out_dir=folder, events_per_day=45)
-    return save_events(population.events, folder / "events.parquet"), len(population.events)
+GNU_TIME = Path("/usr/bin/time")
 
 
 def profile_peak(path: Path, out: Path) -> tuple[float, float]:
     """One job in a fresh process: (seconds, peak RSS in MB)."""
     command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "uscope", "profile",
                str(path), "--out", str(out), "--backend", "heuristic", "--no-progress",
-               "--threads", "1", "--chunk-size", str(CHUNK_SIZE)]
+               "--threads", "1"]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
@@ -58,13 +50,21 @@ def profile_peak(path: Path, out: Path) -> tuple[float, float]:
 
 def measure(populations: dict[int, tuple[Path, int]], runs: int, jobs: int
             ) -> dict[int, list[tuple[float, float]]]:
-    """``runs`` jobs a size, ``jobs`` at a time, the largest size first."""
-    tasks = [(n, run) for n in sorted(populations, reverse=True) for run in range(runs)]
+    """``runs`` jobs a size, ``jobs`` at a time: largest size first, alternating between sizes
+    (L0 S0 L1 S1 ...). The first failure stops the queue."""
+    tasks = [(n, run) for run in range(runs) for n in sorted(populations, reverse=True)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {task: pool.submit(profile_peak, populations[task[0]][0],
-                                     populations[task[0]][0].with_name(f"profiles-{task[1]}.parquet"))
-                   for task in tasks}
-        return {n: [futures[(n, run)].result() for run in range(runs)] for n in populations}
+        futures = {}
+        for n, run in tasks:
+            path = populations[n][0]
+            futures[n, run] = pool.submit(profile_peak, path,
+                                          path.with_name(f"profiles-{run}.parquet"))
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            pool.shutdown(cancel_futures=True)
+            raise failed[0].exception()
+        return {n: [futures[n, run].result() for run in range(runs)] for n in populations}
 
 
 def size_rows(populations: dict[int, tuple[Path, int]],
@@ -91,6 +91,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.runs, args.no_write = [300, 1000], 1, True
+    if len(set(args.sizes)) < 2 or args.runs < 1 or args.jobs < 1:
+        parser.error("give two or more distinct --sizes, and --runs and --jobs of at least 1")
+    if not GNU_TIME.exists():
+        parser.error(f"{GNU_TIME} (GNU time) is missing: install it (Debian: apt install time)")
     with tempfile.TemporaryDirectory(prefix="uscope-memory-") as tmp:
         populations = {n: simulated_parquet(n, Path(tmp)) for n in args.sizes}
         results = measure(populations, args.runs, args.jobs)
@@ -98,14 +102,16 @@ def main() -> None:
     small, large = min(args.sizes), max(args.sizes)
     growth = (statistics.median(p for _, p in results[large]) /
               statistics.median(p for _, p in results[small]))
-    from uscope.profile.encoder import ENCODE_BATCH_SIZE
+    from uscope.profile import JobConfig
+    from uscope.profile.encoder import ENCODE_BATCH_SIZE, default_precision
 
     body = (
-        f"Peak RSS of `uscope profile EVENTS.parquet --backend heuristic --threads 1 "
-        f"--chunk-size {CHUNK_SIZE}` on **SIMULATED** populations (1 day, about 45 app uses a "
-        f"user), the job reading the parquet in blocks of users and encoding "
-        f"{ENCODE_BATCH_SIZE} profile texts a forward pass. Each run is its own process "
-        f"(`/usr/bin/time`); {args.jobs} ran at once, the largest population first.\n\n"
+        "Peak RSS of `uscope profile EVENTS.parquet --backend heuristic --threads 1` on "
+        "**SIMULATED** populations (1 day, about 45 app uses a user), the job reading the "
+        f"parquet in blocks of users, profiling {JobConfig().chunk_size} users a chunk and "
+        f"encoding {ENCODE_BATCH_SIZE} profile texts a forward pass with MiniLM in "
+        f"{default_precision()} (this CPU's default). Each run is its own process (GNU time); "
+        f"{args.jobs} ran at once, queued largest size first, alternating between sizes.\n\n"
         + markdown_table(rows) + "\n\n"
         f"The median peak at {large:,} users is **{growth:.2f}x** that at {small:,} "
         "(bar: within 1.10x).\n")

@@ -30,7 +30,6 @@ import argparse
 import importlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import reset_peak, rss_mb
 from _report import markdown_table, write_section
 
 SECTION = "scale"
@@ -58,24 +58,6 @@ def stage(name: str, label: str):
         STAGES[name] = (label, function)
         return function
     return register
-
-
-def rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident memory now (VmRSS) or at its peak (VmHWM), in MiB."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
-
-
-def reset_peak() -> bool:
-    """Restart the peak (VmHWM) from the current RSS (Linux); False where not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 # ------------------------------------------------------------------------------ stages

@@ -20,31 +20,17 @@ Run: python benchmarks/bench_throughput.py [--repeats 5] [--ray-users 10000] [--
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import interleaved, simulated_parquet
 from _report import markdown_table, write_section
-from bench_memory import simulated_parquet
 
 SECTION = "profile-throughput"
 SAME = ["user_id", "status", "prompt", "profile", "n_events", "n_used", "truncated", "encoder"]
-
-
-def interleaved(functions: dict, repeats: int) -> tuple[dict, dict]:
-    """Median seconds of ``repeats`` calls of each function, called in turn (A B C, A B C, ...)
-    so that a change in the machine's load falls on all of them alike; and each last result."""
-    seconds: dict = {name: [] for name in functions}
-    results: dict = {}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            results[name] = function()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in seconds.items()}, results
 
 
 def single_process(events, repeats: int) -> tuple[list[dict], dict]:
@@ -152,8 +138,7 @@ def main() -> None:
     steps, facts = single_process(events, args.repeats)
     print(markdown_table(steps), facts, flush=True)
     with tempfile.TemporaryDirectory(prefix="uscope-throughput-") as tmp:
-        ray_users = args.ray_users
-        engines, same = ray_engine(simulated_parquet(ray_users, Path(tmp))[0], Path(tmp))
+        engines, same = ray_engine(simulated_parquet(args.ray_users, Path(tmp))[0], Path(tmp))
         print(markdown_table(engines), "same rows:", same, flush=True)
     body = (
         f"Real netfp: {facts['n']:,} devices, {facts['rows']:,} events; one torch thread; "
@@ -172,8 +157,8 @@ def main() -> None:
         f"lift (k=5) {facts['lift16']:.3f} with bf16, {facts['lift32']:.3f} with fp32. "
         f"{facts['unique_texts']:,} distinct texts of {facts['n']:,} (identical ones are "
         f"embedded once).\n\n"
-        f"Ray engine against the local job on the same parquet: **SIMULATED**, {ray_users:,} "
-        "users of one day; heuristic + MiniLM bf16, "
+        "Ray engine against the local job on the same parquet: **SIMULATED**, "
+        f"{args.ray_users:,} users of one day; heuristic + MiniLM bf16, "
         "128 users per chunk or bucket; the Ray cluster (2 CPUs) is started before the clock, "
         "each run includes reading, grouping and its actors loading MiniLM. The 2 cores are "
         "shared by the driver, the read and shuffle tasks and the actors.\n\n"

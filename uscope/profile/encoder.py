@@ -35,10 +35,8 @@ from uscope.models import MINILM_NAME, load_sentence_encoder, model_label
 
 PRECISIONS = ("fp32", "bf16")
 KERNEL_CACHE_CAPACITY = 64  # compiled oneDNN primitives kept (oneDNN's cache and ideep's)
-# Texts per forward pass. At 32 a pass over the longest profiles held about 95 MB of activations
-# for a moment, and the largest such moment set a batch job's peak memory, which so rose with
-# the number of chunks seen; at 16 it is about 20 MB, at the same speed on one CPU thread
-# (2026-12-04, BENCHMARKS `profile-memory`).
+# Texts per forward pass: a pass's activations are the encoder's momentary memory, and the
+# largest such moment sets a batch job's peak (BENCHMARKS `encode-batch` and `profile-memory`).
 ENCODE_BATCH_SIZE = 16
 
 
@@ -122,8 +120,9 @@ def _to_bf16(model: Any) -> Any:
 class ProfileEncoder:
     """Batched, offline sentence embeddings of profile texts."""
 
-    def __init__(self, name_or_path: str | os.PathLike | None = None, *, batch_size: int = ENCODE_BATCH_SIZE,
-                 loaded: Any = None, label: str | None = None, precision: str | None = None):
+    def __init__(self, name_or_path: str | os.PathLike | None = None, *,
+                 batch_size: int = ENCODE_BATCH_SIZE, loaded: Any = None,
+                 label: str | None = None, precision: str | None = None):
         """``loaded`` = an already built ``SentenceTransformer`` to share between jobs (never
         modified: bf16 works on a copy); ``precision`` = one of ``PRECISIONS``, or None for
         ``default_precision`` of the model's device."""
