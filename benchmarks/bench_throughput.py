@@ -66,7 +66,7 @@ def single_process(events, repeats: int) -> tuple[list[dict], dict]:
         {"step": "MiniLM fp32 encode of the profile texts (anchor)", "per s": n / t_fp32},
         {"step": "MiniLM bf16 encode of the profile texts", "per s": n / t_bf16},
         {"step": "end to end, heuristic + MiniLM fp32", "per s": n / t_e2e32},
-        {"step": "end to end, heuristic + MiniLM bf16 (default)", "per s": n / t_e2e16},
+        {"step": "end to end, heuristic + MiniLM bf16 (default with AMX)", "per s": n / t_e2e16},
     ]
     for row in rows:
         row["per s"] = f"{row['per s']:,.0f}"
@@ -128,6 +128,7 @@ def main() -> None:
 
     from uscope.data.datasets import load_dataset
     from uscope.data.schema import validate_events
+    from uscope.profile.encoder import default_precision
 
     torch.set_num_threads(1)
     events = validate_events(load_dataset("netfp").events)
@@ -145,7 +146,8 @@ def main() -> None:
         f"medians of {args.repeats} rounds in one process, each round running every step once "
         "in turn (side by side).\n\n"
         + markdown_table(steps) + "\n\n"
-        f"- End to end (bf16, the default) runs at **{facts['e2e_ratio']:.2f}x** the plain fp32 "
+        "- End to end (bf16, the default on CPUs with AMX) runs at "
+        f"**{facts['e2e_ratio']:.2f}x** the plain fp32 "
         f"encode of as many profile texts (bar: 3x). The bf16 encode alone runs at "
         f"{facts['bf16_ratio']:.2f}x, the ceiling of that ratio; validation, features, prompt "
         f"rendering and the rows take the other {facts['outside_encode']:.0%} of the end-to-end "
@@ -158,7 +160,8 @@ def main() -> None:
         f"{facts['unique_texts']:,} distinct texts of {facts['n']:,} (identical ones are "
         f"embedded once).\n\n"
         "Ray engine against the local job on the same parquet: **SIMULATED**, "
-        f"{args.ray_users:,} users of one day; heuristic + MiniLM bf16, "
+        f"{args.ray_users:,} users of one day; heuristic + MiniLM in {default_precision()} (this "
+        "CPU's default), "
         "128 users per chunk or bucket; the Ray cluster (2 CPUs) is started before the clock, "
         "each run includes reading, grouping and its actors loading MiniLM. The 2 cores are "
         "shared by the driver, the read and shuffle tasks and the actors.\n\n"
