@@ -63,6 +63,15 @@ def write_section(name: str, title: str, body: str) -> Path:
     return BENCHMARKS_MD
 
 
+def publish(name: str, title: str, body: str, *, write: bool) -> None:
+    """Print ``body``; then write it as section ``name`` of BENCHMARKS.md, or say it was not."""
+    print(body, flush=True)
+    if write:
+        write_section(name, title, body)
+    else:
+        print("(--quick/--no-write: not written to BENCHMARKS.md)")
+
+
 def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

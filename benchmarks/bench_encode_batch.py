@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import first_users
 from _measure import interleaved, reset_peak, rss_mb
-from _report import markdown_table, write_section
+from _report import markdown_table, publish
 
 SECTION = "encode-batch"
 QUICK_USERS = 150
@@ -130,11 +130,8 @@ def main() -> None:
             f"precision: {default_precision()}); medians of {args.repeats} rounds run side by "
             "side; each case's momentary memory from its own process.\n\n"
             + markdown_table(rows) + "\n")
-    print(body, flush=True)
-    if args.no_write:
-        print("(--quick/--no-write: not written to BENCHMARKS.md)")
-    else:
-        write_section(SECTION, "MiniLM texts a forward pass: speed and momentary memory", body)
+    publish(SECTION, "MiniLM texts a forward pass: speed and momentary memory", body,
+            write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import simulated_parquet
-from _report import markdown_table, write_section
+from _report import markdown_table, publish
 
 SECTION = "profile-memory"
 GNU_TIME = Path("/usr/bin/time")
@@ -115,11 +115,8 @@ def main() -> None:
         + markdown_table(rows) + "\n\n"
         f"The median peak at {large:,} users is **{growth:.2f}x** that at {small:,} "
         "(bar: within 1.10x).\n")
-    print(body, flush=True)
-    if args.no_write:
-        print("(--quick/--no-write: not written to BENCHMARKS.md)")
-    else:
-        write_section(SECTION, "U-SCOPE profiling memory against the population size", body)
+    publish(SECTION, "U-SCOPE profiling memory against the population size", body,
+            write=not args.no_write)
 
 
 if __name__ == "__main__":
