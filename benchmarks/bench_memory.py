@@ -36,7 +36,7 @@ GNU_TIME = Path("/usr/bin/time")
 
 def profile_peak(path: Path, out: Path) -> tuple[float, float]:
     """One job in a fresh process: (seconds, peak RSS in MB)."""
-    command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "uscope", "profile",
+    command = [str(GNU_TIME), "-f", "%M", sys.executable, "-m", "uscope", "profile",
                str(path), "--out", str(out), "--backend", "heuristic", "--no-progress",
                "--threads", "1"]
     start = time.perf_counter()

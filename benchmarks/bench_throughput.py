@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import first_users
 from _measure import interleaved, simulated_parquet
-from _report import markdown_table, write_section
+from _report import markdown_table, publish
 
 SECTION = "profile-throughput"
 SAME = ["user_id", "status", "prompt", "profile", "n_events", "n_used", "truncated", "encoder"]
@@ -131,11 +132,9 @@ def main() -> None:
     from uscope.profile.encoder import default_precision
 
     torch.set_num_threads(1)
-    events = validate_events(load_dataset("netfp").events)
     if args.quick:
-        keep = sorted(events["user_id"].unique())[:150]
-        events = events[events["user_id"].isin(keep)].reset_index(drop=True)
         args.repeats, args.ray_users = 1, 300
+    events = validate_events(first_users(load_dataset("netfp"), 150 if args.quick else None).events)
     steps, facts = single_process(events, args.repeats)
     print(markdown_table(steps), facts, flush=True)
     with tempfile.TemporaryDirectory(prefix="uscope-throughput-") as tmp:
@@ -168,10 +167,8 @@ def main() -> None:
         + markdown_table(engines) + "\n\n"
         f"Identical rows (user, status, prompt, profile, counts, encoder) from all four runs: "
         f"{'yes' if same else 'NO'}.\n")
-    print(body)
-    if not args.quick:
-        write_section(SECTION, "U-SCOPE profiling throughput: features, encoder, Ray",
-                      body)
+    publish(SECTION, "U-SCOPE profiling throughput: features, encoder, Ray", body,
+            write=not args.quick)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+
+
+def benchmarks_digest() -> str:
+    """SHA-256 of BENCHMARKS.md ("" when absent): a quick run must leave it as it was."""
+    return hashlib.sha256(BENCHMARKS_MD.read_bytes()).hexdigest() if BENCHMARKS_MD.exists() \
+        else ""
 
 
 def command(script: str, dataset: str | None, extra: tuple[str, ...]) -> list[str]:

@@ -9,7 +9,6 @@ None of them may touch BENCHMARKS.md, and each names its data by ``LoadedDataset
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 from benchmark_runs import REPO, command, run
+from benchmark_runs import benchmarks_digest as digest
 
 from uscope.data.datasets import get_spec
 
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 EXIT_LACKS_FIELD = 3
 slow = pytest.mark.slow  # SmolLM2 training / constrained decoding: a minute or two each
 
@@ -59,11 +58,6 @@ CASES = [
     pytest.param("bench_faithful_dpo", None, ("--threads", "1"), marks=slow),
 ]
 BOTH = ("netfp (real)", "foursquare-nyc (real)")
-
-
-def digest() -> str:
-    return hashlib.sha256(BENCHMARKS_MD.read_bytes()).hexdigest() if BENCHMARKS_MD.exists() \
-        else ""
 
 
 @pytest.fixture(scope="module")

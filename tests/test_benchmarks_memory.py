@@ -6,21 +6,17 @@ share (``benchmarks/_measure.py``)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 
 import numpy as np
 from benchmark_runs import REPO, command, run
+from benchmark_runs import benchmarks_digest as digest
 
 from uscope.profile.encoder import ENCODE_BATCH_SIZE
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _measure import reset_peak, rss_mb
-
-
-def digest() -> str:
-    return hashlib.sha256((REPO / "BENCHMARKS.md").read_bytes()).hexdigest()
 
 
 def test_the_high_water_mark_restarts_and_sees_a_momentary_allocation():
