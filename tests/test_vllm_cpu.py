@@ -32,6 +32,7 @@ BIN = Path(sys.executable).parent
 # vLLM on every core (it keeps one for its front end by default), a 1 GiB KV cache
 VLLM_ENV = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+       "RAY_USAGE_STATS_ENABLED": "0",
        "PYTHONWARNINGS": "ignore::FutureWarning", **VLLM_ENV}
 N_USERS = 4
 FREE = ProfileConfig(template="profile_v2", batch_size=N_USERS)
@@ -209,3 +210,21 @@ def test_vllm_serve_behind_the_openai_backend_writes_the_same_rows(server, event
         assert set(served.frame["model"]) == {"dpo"}
         if mode == "grounded":
             assert "'fields_incomplete': 0" in done.stdout, done.stdout
+
+
+def test_ray_engine_gives_each_profiler_actor_a_vllm_engine(model_dir, adapter, events,
+                                                             reference, tmp_path):
+    """``--engine ray --backend vllm`` on a local Ray cluster: the profiler actor builds its
+    vLLM engine (the CPU build here; on a cluster with GPUs each actor reserves
+    ``--tensor-parallel`` of them) once and profiles both buckets with it, writing the
+    transformers backend's rows."""
+    events_file = tmp_path / "events.parquet"
+    save_events(events, events_file)
+    out = tmp_path / "ray.parquet"
+    run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "vllm",
+        "--model", model_dir, "--lora", adapter, "--kv-cache-gib", "1", "--engine", "ray",
+        "--workers", "1", "--chunk-size", str(N_USERS // 2), "--template", "profile_v2",
+        "--max-new-tokens", "48", "--no-complete-sentences", "--no-progress")
+    on_ray = ProfileSet.load(out)
+    same_rows(on_ray, reference["free"], "vllm")
+    assert set(on_ray.frame["model"]) == {f"{model_dir}+{adapter}"}

@@ -61,11 +61,12 @@ def _progress_bars(enabled: bool, desc: str) -> Iterator[Callable[[int, int], An
 
 
 def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
-                generation, address, workers, threads, progress, shard):
+                generation, address, workers, gpus, threads, progress, shard):
     from uscope.profile.ray_engine import WorkerSpec, run_ray_job
 
     spec = WorkerSpec(backend=backend, model=model, backend_options=options, encoder=encoder,
-                      precision=precision, generation=generation, threads=threads or 1)
+                      precision=precision, generation=generation, threads=threads or 1,
+                      gpus=gpus)
     with _progress_bars(progress, f"profile {shard} (ray)") as start_bar:
         return run_ray_job(events, out, spec, config, address=address, workers=workers,
                            progress=start_bar)
@@ -134,6 +135,11 @@ def profile(
                                                      "one.")] = None,
     workers: Annotated[int, typer.Option(help="--engine ray: profiler actors, each holding "
                                               "its own backend and encoder.")] = 1,
+    gpus_per_worker: Annotated[float | None, typer.Option(help="--engine ray: GPUs each "
+                                                               "worker reserves (default: "
+                                                               "--tensor-parallel for vllm on "
+                                                               "a cluster with GPUs, else 0)."
+                                                          )] = None,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
 
@@ -156,8 +162,9 @@ def profile(
     try:
         if engine not in ("local", "ray"):
             raise ValueError(f"--engine must be local or ray, got {engine!r}")
-        if engine == "local" and (address is not None or workers != 1):
-            raise ValueError("--address and --workers apply to --engine ray")
+        if engine == "local" and (address is not None or workers != 1
+                                  or gpus_per_worker is not None):
+            raise ValueError("--address, --workers and --gpus-per-worker apply to --engine ray")
         shard_spec = parse_shard(shard)
         if kv_cache_gib is not None and backend != "vllm":
             raise ValueError(f"--kv-cache-gib applies to the vllm backend, not {backend!r}")
@@ -186,7 +193,8 @@ def profile(
                 raise ValueError(f"--engine ray reads a parquet event table; write {events} as "
                                  "one first: uscope read EVENTS --out events.parquet")
             summary = _run_on_ray(events, out, config, backend, model, options, encoder,
-                                  precision, generation, address, workers, threads,
+                                  precision, generation, address, workers,
+                                  gpus_per_worker, threads,
                                   progress, shard)
             typer.echo(summary.render())
             return

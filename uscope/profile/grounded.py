@@ -238,7 +238,8 @@ def split_answer(answer: str) -> tuple[str, str]:
     return head, tail.strip()
 
 
-def _messages(r) -> list[dict]:
+def grounded_messages(r) -> list[dict]:
+    """The chat a grounded request sends: the prompt with its fields and text instructions."""
     user = f"{r.prompt.user}\n\n{r.prompt.fields_instruction}\n{r.prompt.text_instruction}"
     return [{"role": "system", "content": r.prompt.system}, {"role": "user", "content": user}]
 
@@ -251,7 +252,7 @@ def write_grounded(requests: Sequence, decoder: GroundingDecoder, regex_of: Call
     cold-start text)."""
     live = [i for i, r in enumerate(requests) if r.features.n_used > 0]
     specs = {i: field_specs(requests[i].features) for i in live}
-    conversations = {i: _messages(requests[i]) for i in live}
+    conversations = {i: grounded_messages(requests[i]) for i in live}
     regexes = {i: profile_regex(regex_of(choice_schema(specs[i]))) for i in live}
 
     def decode(rows: list[int], temperature: float) -> dict[int, tuple]:

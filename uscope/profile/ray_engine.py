@@ -56,6 +56,7 @@ class WorkerSpec:
     encoder: str | None = None  # None: the bundled all-MiniLM-L6-v2
     precision: str | None = None  # the encoder's; None: the driver CPU's default, for all
     threads: int = 1  # torch threads per actor
+    gpus: float | None = None  # GPUs per actor; None: see ``actor_gpus``
 
 
 def bucket_file(parts: Path, bucket: int) -> Path:
@@ -105,6 +106,22 @@ def _actor_cpus(total: float, workers: int) -> float:
     """CPUs each profiler actor reserves: the actors leave one CPU to the read and shuffle
     tasks (reserving every CPU stalls the pipeline), and take at most one each."""
     return max(0.25, min(1.0, (total - 1.0) / workers))
+
+
+def actor_gpus(spec: WorkerSpec, cluster_gpus: float) -> float:
+    """GPUs each profiler actor reserves (Ray then shows it only those devices): ``spec.gpus``
+    when given; else a vllm backend on a cluster with GPUs takes its tensor-parallel size, one
+    engine per actor; else none (the CPU backends, vLLM's CPU build)."""
+    if spec.gpus is not None:
+        if spec.gpus < 0:
+            raise ValueError(f"GPUs per worker must be >= 0, got {spec.gpus}")
+        if spec.gpus > cluster_gpus:
+            raise ValueError(f"each worker asks for {spec.gpus:g} GPUs but the cluster has "
+                             f"{cluster_gpus:g}")
+        return spec.gpus
+    if spec.backend == "vllm" and cluster_gpus > 0:
+        return float(spec.backend_options.get("tensor_parallel_size", 1))
+    return 0.0
 
 
 def _connect(address: str | None, cpus: int | None) -> bool:
@@ -158,7 +175,9 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
         try:
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
-            total_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+            resources = ray.cluster_resources()
+            total_cpus = float(resources.get("CPU", 1.0))
+            gpus = actor_gpus(spec, float(resources.get("GPU", 0.0)))
             tagged = ray.data.read_parquet(str(source.path)).map_batches(
                 _tag_buckets, batch_format="pandas",
                 fn_kwargs={"bounds": bounds, "shard": config.shard, "todo": todo})
@@ -166,7 +185,7 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
                 BucketProfiler, batch_format="pandas",
                 fn_constructor_args=(spec, config.profile, str(parts)),
                 compute=ray.data.ActorPoolStrategy(size=workers),
-                num_cpus=_actor_cpus(total_cpus, workers))
+                num_cpus=_actor_cpus(total_cpus, workers), num_gpus=gpus)
             for batch in profiled.iter_batches(batch_format="pandas", batch_size=None):
                 if update is not None:
                     update(int(batch["n_users"].sum()))
