@@ -13,6 +13,8 @@ app category) when the data has apps, else "Mobile" (event = place, intent = pla
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -32,6 +34,7 @@ from _data import (
 )
 from _intent_deploy import deployment
 from _intent_report import ablation_budget, ablation_rows, bar_verdicts, render
+from _report import cpu_description
 
 from generative.conditioning import MISSING_POLICIES, align_embeddings
 from generative.intent import (
@@ -65,6 +68,14 @@ from uscope.profile import ProfileSet
 
 SETTINGS = {"honor": (HONOR, INTENT_NEEDS["honor"]),
             "mobile": (MOBILE, INTENT_NEEDS["mobile"])}
+# the options that change a trained model's scores; a cache written under others is not reused
+SCORE_SETTINGS = ("held_out", "teacher_layers", "teacher_steps", "distill_steps", "batch_size",
+                  "lr", "backbone_lr", "distill_lr", "warmup", "schedule", "unlearn_steps",
+                  "finetune_steps", "individual_lr", "prior_shift", "prior_scale",
+                  "input_length", "query_time", "quick", "dataset", "events", "max_users",
+                  "setting", "profiles", "split_unit", "seed", "validation")
+# the same, for a stage cached by ``--cache-dir`` (longtail's fold key stays as it was)
+STAGE_SETTINGS = SCORE_SETTINGS + ("missing_profiles", "format", "column_map", "fold")
 QUICK = {"held_out": 10, "teacher_steps": 4, "distill_steps": 4, "unlearn_steps": 2,
          "finetune_steps": 2, "input_length": 10, "batch_size": 16}
 
@@ -115,12 +126,40 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input-length", type=int, default=30)
     p.add_argument("--query-time", action="store_true",
                    help="models also read the time the prediction is for (IntentModelConfig)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="keep each finished stage (main run, each ablation seed) here; a rerun "
+                        "with the same settings resumes after the last one")
     add_dataset_args(p, default="netfp")  # --quick: tiny GPT-2 teacher, few steps and users
     return parse_args(p, argv, quick=QUICK)
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def settings_key(args, names: tuple[str, ...] = SCORE_SETTINGS) -> str:
+    """The options ``names`` as one string, to key caches by."""
+    return json.dumps({k: getattr(args, k) for k in names}, sort_keys=True, default=str)
+
+
+def cached_stage(cache_dir: Path | None, name: str, settings: str, compute) -> dict:
+    """``compute()`` (a JSON-able dict), with the CPU it ran on added; or the one an earlier run
+    with these settings left in ``cache_dir/name.json``: a killed run resumes after its last
+    finished stage. A stage cached under other settings is computed again and replaced."""
+    path = None if cache_dir is None else cache_dir / f"{name}.json"
+    if path is not None and path.exists():
+        cached = json.loads(path.read_text())
+        if cached["settings"] == settings:
+            log(f"{name}: cached in {path} (ran on {cached['result']['cpu']})")
+            return cached["result"]
+        log(f"{name}: {path} holds other settings; computing it again")
+    result = {**compute(), "cpu": cpu_description()}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({"settings": settings, "result": result}))
+        os.replace(partial, path)  # a stage is cached whole or not at all
+    return result
 
 
 def rarest_intents(data, k: int = 3) -> list[int]:
@@ -239,8 +278,27 @@ def main() -> None:
     summary = data.summary()
     run = Run(args, data)
     y = data.test.target.numpy()
-    rows, timings = [], {}
+    main_run = cached_stage(args.cache_dir, "main", settings_key(args, STAGE_SETTINGS),
+                            lambda: main_stage(run, y))
+    strategy_scores = {k: np.asarray(v) for k, v in main_run["strategy_scores"].items()}
+    timings = dict(main_run["timings"])
+    # ablations: each retrains the population teacher, distils and tunes with unlearning
+    ablation_table, cpus = ablations(args, data, run, y, strategy_scores, timings)
+    cpus = {"main run": main_run["cpu"], **cpus}
+    verdicts = bar_verdicts(main_run["rows"], main_run["rare_rows"])
+    body = render(args, loaded.label, summary, main_run["rows"], main_run["rare_rows"],
+                  ablation_table, main_run["deploy"], timings, verdicts)
+    if len(set(cpus.values())) > 1:  # resumed on another machine: its timings differ
+        body += "\n\nStages ran on different CPUs (resumed from `--cache-dir`): " + "; ".join(
+            f"{stage}: {cpu}" for stage, cpu in cpus.items()) + ".\n"
+    report(args, loaded, "intent", "PITuning intent head", body)
 
+
+def main_stage(run, y: np.ndarray) -> dict:
+    """Teacher, student, the held-out devices tuned four ways, the baselines and the student's
+    deployment figures: the tables of the run (JSON-able), and its test scores per strategy."""
+    data = run.data
+    rows, timings = [], {}
     teacher, timings["population tuning (teacher)"] = run.teacher()
     student, timings["distillation (student)"] = run.student(teacher)
     p_out = run.p_out(teacher)
@@ -258,31 +316,27 @@ def main() -> None:
             full_adapters = adapters
     rows.append({"model": "**PITuning student + adaptive unlearning (ours)**",
                  **fmt(intent_metrics(y, strategy_scores["unlearning"]))})
-
     baselines, timings["LightGBM (features + per-device + pooled)"] = baseline_rows(
         run, teacher, teacher_test)
     rows += baselines
+    return {"rows": rows, "rare_rows": rare_intent_rows(data, y, strategy_scores),
+            "deploy": deployment(run, student, teacher, full_adapters), "timings": timings,
+            # what the ablations reuse at the main budget
+            "strategy_scores": {k: strategy_scores[k].tolist() for k in ("unlearning", "none")}}
 
-    # Fig. 8: recall on the three rarest intents (population shares)
+
+def rare_intent_rows(data, y: np.ndarray, strategy_scores: dict) -> list[dict]:
+    """Fig. 8: recall on the three rarest intents (population shares) per device strategy."""
     rare = rarest_intents(data)
-    rare_rows = []
+    rows = []
     for strategy, scores in strategy_scores.items():
-        pred = scores.argmax(1)
-        recalls = recall_per_intent(y, pred, rare)
+        recalls = recall_per_intent(y, scores.argmax(1), rare)
         m = intent_metrics(y, scores)
-        rare_rows.append({"individual tuning": strategy, **{
+        rows.append({"individual tuning": strategy, **{
             f"recall {data.vocab.intents[c]} (n={int((y == c).sum())})": f"{recalls[c]:.3f}"
             for c in rare}, "mean rare recall": f"{np.mean(list(recalls.values())):.3f}",
             "Rec_w": f"{m['Rec_w']:.4f}", "Rec_m": f"{m['Rec_m']:.4f}"})
-
-    # ablations: each retrains the population teacher, distils and tunes with unlearning
-    ablation_rows = ablations(args, data, run, y, strategy_scores, timings)
-
-    deploy = deployment(run, student, teacher, full_adapters)
-    verdicts = bar_verdicts(rows, rare_rows)
-    body = render(args, loaded.label, summary, rows, rare_rows, ablation_rows, deploy, timings,
-                  verdicts)
-    report(args, loaded, "intent", "PITuning intent head", body)
+    return rows
 
 
 BASELINES = ("most frequent intent per device",
@@ -323,24 +377,34 @@ ABLATIONS = (("without IAT", {"iat": False}),
              ("without pretraining (same architecture, random init)", {"pretrained": False}))
 
 
-def ablations(args, data, run, y, strategy_scores, timings) -> list[dict]:
-    """The ablation table: every variant retrained from each of ``--ablation-seeds`` seeds."""
-    per_seed = [ablation_seed(args, data, run, y, strategy_scores, timings, args.seed + k)
-                for k in range(args.ablation_seeds)]
-    return ablation_rows(per_seed)
+def ablations(args, data, run, y, strategy_scores, timings) -> tuple[list[dict], dict]:
+    """The ablation table: every variant retrained from each of ``--ablation-seeds`` seeds
+    (each seed a cached stage, its timings added to ``timings``); and the CPU of each seed."""
+    settings = settings_key(args, STAGE_SETTINGS + ("ablation_teacher_steps",
+                                                    "ablation_distill_steps"))
+    per_seed, cpus = [], {}
+    for seed in range(args.seed, args.seed + args.ablation_seeds):
+        stage = cached_stage(args.cache_dir, f"ablation-seed{seed}", settings,
+                             lambda seed=seed: ablation_seed(args, data, run, y,
+                                                             strategy_scores, seed))
+        per_seed.append(stage["metrics"])
+        suffix = f" (seed {seed})" if args.ablation_seeds > 1 else ""
+        timings.update({f"{label}{suffix}": s for label, s in stage["timings"].items()})
+        cpus[f"ablation seed {seed}"] = stage["cpu"]
+    return ablation_rows(per_seed), cpus
 
 
-def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> dict[str, dict]:
+def ablation_seed(args, data, run, y, strategy_scores, seed: int) -> dict:
     """Metrics of full PITuning and of each variant, each retraining teacher and student (with
-    unlearning) at the ablation budget from ``seed``.
+    unlearning) at the ablation budget from ``seed``, and the seconds each teacher took.
 
     At the main run's budget and seed, full PITuning is the main run itself (its new modules
     drew from the random state the protocol left); otherwise it is retrained too, so that every
     row compares like with like.
     """
     t_steps, d_steps = ablation_budget(args)
-    suffix = f" (seed {seed})" if args.ablation_seeds > 1 else ""
     torch.manual_seed(seed)
+    timings = {}
     if (t_steps, d_steps, seed) == (args.teacher_steps, args.distill_steps, args.seed):
         reference, none = strategy_scores["unlearning"], strategy_scores["none"]
         ab_run = run
@@ -351,7 +415,7 @@ def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> di
         p_out = ab_run.p_out(t_model)
         reference = ab_run.individual(s_model, p_out)[0]
         none = ab_run.individual(s_model, p_out, "none")[0]
-        timings[f"ablation reference (full PITuning): population tuning{suffix}"] = seconds
+        timings["ablation reference (full PITuning): population tuning"] = seconds
     metrics = {"full PITuning": intent_metrics(y, reference),
                "without unlearning (plain fine-tuning)": intent_metrics(y, none)}
     for name, kwargs in ABLATIONS:
@@ -359,8 +423,9 @@ def ablation_seed(args, data, run, y, strategy_scores, timings, seed: int) -> di
         s_model, _ = ab_run.student(t_model, iat=kwargs.get("iat", True))
         scores, _, _ = ab_run.individual(s_model, ab_run.p_out(t_model))
         metrics[name] = intent_metrics(y, scores)
-        timings[f"ablation {name}: population tuning{suffix}"] = seconds
-    return metrics
+        timings[f"ablation {name}: population tuning"] = seconds
+    return {"metrics": {name: {k: float(v) for k, v in m.items()} for name, m in metrics.items()},
+            "timings": timings}
 
 
 if __name__ == "__main__":

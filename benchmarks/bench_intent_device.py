@@ -66,6 +66,9 @@ def main() -> None:
                        help="K: p_dev smoothed towards P_pop with K pseudo-windows")
     own, rest = extra.parse_known_args()
     args = parse(rest)
+    if args.cache_dir is not None:
+        raise SystemExit("bench_intent_device.py keeps no stage cache (--cache-dir is "
+                         "bench_intent.py's)")
     started = time.perf_counter()
     data, loaded = load_protocol(args)
     run = Run(args, data)

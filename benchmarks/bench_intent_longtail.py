@@ -17,7 +17,6 @@ Run: python benchmarks/bench_intent_longtail.py [bench_intent.py options] --fold
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -35,24 +34,19 @@ from bench_intent import (
     load_protocol,
     log,
     parse,
+    settings_key,
 )
 
 from generative.intent import intent_metrics, recall_per_intent
 
 STRATEGIES = ("unlearning", "none", "focal", "oversample")
 SEEN = "device used it in its tuning periods"
-# the options that change a fold's scores; a cache written under other values is not reused
-SETTINGS = ("held_out", "teacher_layers", "teacher_steps", "distill_steps", "batch_size", "lr",
-            "backbone_lr", "distill_lr", "warmup", "schedule", "unlearn_steps",
-            "finetune_steps", "individual_lr", "prior_shift", "prior_scale", "input_length",
-            "query_time", "quick", "dataset", "events", "max_users", "setting", "profiles",
-            "split_unit", "seed", "validation")
 
 
 def run_fold(args, fold: int, cache_dir: Path) -> Path:
     """Train, tune and score fold ``fold`` unless its cache already holds these settings."""
     path = cache_dir / f"fold{fold}.npz"
-    settings = json.dumps({k: getattr(args, k) for k in SETTINGS}, sort_keys=True, default=str)
+    settings = settings_key(args)  # the fold is in the file name
     if path.exists() and str(np.load(path)["settings"]) == settings:
         log(f"fold {fold}: cached in {path}")
         return path

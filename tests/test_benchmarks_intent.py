@@ -3,6 +3,8 @@ metric, and on how many seeds each variant trails full PITuning on both macro sc
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import numpy as np
 
 from generative.intent import intent_metrics
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _intent_report import ablation_rows
 
@@ -54,3 +57,34 @@ def test_notes_of_another_dataset_say_where_its_settings_came_from():
     assert notes(SimpleNamespace(dataset="netfp", events=None)) == NOTES.strip()
     other = notes(SimpleNamespace(dataset="foursquare-nyc", events=None))
     assert "netfp's validation split" in other and "intent-longtail-foursquare-nyc" in other
+
+
+def _bench_intent(cache: Path, *extra: str) -> tuple[list[str], str]:
+    """A quick bench_intent run on real netfp with a stage cache: its log lines and report."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_intent.py"), "--quick", "--no-write",
+         "--max-users", "30", "--cache-dir", str(cache), *extra], check=False, cwd=REPO,
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    logs = [line for line in lines if line.startswith("[")]
+    return logs, "\n".join(line for line in lines if not line.startswith("["))
+
+
+def test_a_rerun_resumes_after_the_last_cached_stage(tmp_path):
+    """--cache-dir: a run that stopped after one ablation seed resumes at the second, and a
+    third run with nothing left to do reports what the second did."""
+    cache = tmp_path / "cache"
+    first, _ = _bench_intent(cache, "--ablation-seeds", "1")
+    assert not any("cached in" in line for line in first)
+    second, report = _bench_intent(cache, "--ablation-seeds", "2")
+    cached = [line.split("] ")[1].split(":")[0] for line in second if "cached in" in line]
+    assert cached == ["main", "ablation-seed0"]  # seed 1 trained now
+    assert sum("teacher:" in line for line in second) == 4  # seed 1: full PITuning + 3 variants
+    third, again = _bench_intent(cache, "--ablation-seeds", "2")
+    assert not any("teacher:" in line for line in third)
+    assert again == report
+    assert "population tuning (seed 0)" in report  # labelled as if run whole
+    changed, _ = _bench_intent(cache, "--ablation-seeds", "1", "--unlearn-steps", "3")
+    assert not any("cached in" in line for line in changed)  # other settings: not reused

@@ -186,12 +186,17 @@ def test_actors_reserve_gpus_for_vllm_only_where_the_cluster_has_them():
     from uscope.profile.ray_engine import WorkerSpec, actor_gpus
 
     vllm_tp2 = WorkerSpec(backend="vllm", backend_options={"tensor_parallel_size": 2})
-    assert actor_gpus(vllm_tp2, cluster_gpus=8) == 2  # one engine per actor, on its own GPUs
+    assert actor_gpus(vllm_tp2, cluster_gpus=8, workers=4) == 2  # an engine per actor
     assert actor_gpus(WorkerSpec(backend="vllm"), cluster_gpus=8) == 1
     assert actor_gpus(vllm_tp2, cluster_gpus=0) == 0  # vLLM's CPU build
     assert actor_gpus(WorkerSpec(backend="transformers"), cluster_gpus=8) == 0
-    assert actor_gpus(WorkerSpec(backend="transformers", gpus=0.5), cluster_gpus=1) == 0.5
-    with pytest.raises(ValueError, match="asks for 2 GPUs but the cluster has 1"):
+    assert actor_gpus(WorkerSpec(backend="transformers", gpus=0.5), cluster_gpus=1,
+                      workers=2) == 0.5
+    with pytest.raises(ValueError, match=r"--workers 3 x 2 GPUs each \(--tensor-parallel\) "
+                                         r"need 6 GPUs but the cluster has 4"):
+        actor_gpus(vllm_tp2, cluster_gpus=4, workers=3)
+    with pytest.raises(ValueError, match=r"\(--gpus-per-worker\) need 2 GPUs but the cluster "
+                                         r"has 1"):
         actor_gpus(WorkerSpec(backend="vllm", gpus=2), cluster_gpus=1)
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match="--gpus-per-worker must be >= 0"):
         actor_gpus(WorkerSpec(gpus=-1), cluster_gpus=1)

@@ -214,10 +214,10 @@ def test_vllm_serve_behind_the_openai_backend_writes_the_same_rows(server, event
 
 def test_ray_engine_gives_each_profiler_actor_a_vllm_engine(model_dir, adapter, events,
                                                              reference, tmp_path):
-    """``--engine ray --backend vllm`` on a local Ray cluster: the profiler actor builds its
-    vLLM engine (the CPU build here; on a cluster with GPUs each actor reserves
-    ``--tensor-parallel`` of them) once and profiles both buckets with it, writing the
-    transformers backend's rows."""
+    """``--engine ray --backend vllm`` on a local Ray cluster: the profiler actor holds a vLLM
+    engine (the CPU build here; on a cluster with GPUs each actor reserves
+    ``--tensor-parallel`` of them) and profiles both buckets, writing the transformers
+    backend's rows."""
     events_file = tmp_path / "events.parquet"
     save_events(events, events_file)
     out = tmp_path / "ray.parquet"

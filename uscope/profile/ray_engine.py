@@ -108,20 +108,25 @@ def _actor_cpus(total: float, workers: int) -> float:
     return max(0.25, min(1.0, (total - 1.0) / workers))
 
 
-def actor_gpus(spec: WorkerSpec, cluster_gpus: float) -> float:
+def actor_gpus(spec: WorkerSpec, cluster_gpus: float, workers: int = 1) -> float:
     """GPUs each profiler actor reserves (Ray then shows it only those devices): ``spec.gpus``
     when given; else a vllm backend on a cluster with GPUs takes its tensor-parallel size, one
-    engine per actor; else none (the CPU backends, vLLM's CPU build)."""
+    engine per actor; else none (the CPU backends, vLLM's CPU build). The pool's fixed size
+    must fit the cluster's GPUs (start GPU nodes that scale on demand first), or it would wait
+    for them forever."""
     if spec.gpus is not None:
         if spec.gpus < 0:
-            raise ValueError(f"GPUs per worker must be >= 0, got {spec.gpus}")
-        if spec.gpus > cluster_gpus:
-            raise ValueError(f"each worker asks for {spec.gpus:g} GPUs but the cluster has "
-                             f"{cluster_gpus:g}")
-        return spec.gpus
-    if spec.backend == "vllm" and cluster_gpus > 0:
-        return float(spec.backend_options.get("tensor_parallel_size", 1))
-    return 0.0
+            raise ValueError(f"--gpus-per-worker must be >= 0, got {spec.gpus}")
+        gpus, option = spec.gpus, "--gpus-per-worker"
+    elif spec.backend == "vllm" and cluster_gpus > 0:
+        gpus = float(spec.backend_options.get("tensor_parallel_size", 1))
+        option = "--tensor-parallel"
+    else:
+        return 0.0
+    if workers * gpus > cluster_gpus:
+        raise ValueError(f"--workers {workers} x {gpus:g} GPUs each ({option}) need "
+                         f"{workers * gpus:g} GPUs but the cluster has {cluster_gpus:g}")
+    return gpus
 
 
 def _connect(address: str | None, cpus: int | None) -> bool:
@@ -177,7 +182,7 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
             context.enable_progress_bars = False
             resources = ray.cluster_resources()
             total_cpus = float(resources.get("CPU", 1.0))
-            gpus = actor_gpus(spec, float(resources.get("GPU", 0.0)))
+            gpus = actor_gpus(spec, float(resources.get("GPU", 0.0)), workers)
             tagged = ray.data.read_parquet(str(source.path)).map_batches(
                 _tag_buckets, batch_format="pandas",
                 fn_kwargs={"bounds": bounds, "shard": config.shard, "todo": todo})
