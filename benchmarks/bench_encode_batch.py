@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import first_users
+from _data import load_named
 from _measure import interleaved, reset_peak, rss_mb
 from _report import markdown_table, publish
 
@@ -35,12 +35,12 @@ QUICK_USERS = 150
 
 def profile_texts(n_users: int | None) -> list[str]:
     """The heuristic profile texts of the first ``n_users`` real netfp devices (all: None)."""
-    from uscope.data.datasets import load_dataset
     from uscope.data.schema import validate_events
     from uscope.profile.backends import heuristic_profile
     from uscope.profile.population import population_features
 
-    events = validate_events(first_users(load_dataset("netfp"), n_users).events)
+    events = validate_events(load_named("netfp", (), "bench_encode_batch",
+                                        max_users=n_users).events)
     users = sorted(events["user_id"].unique())
     return [heuristic_profile(f) for f in population_features(events, users)]
 

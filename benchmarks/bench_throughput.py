@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _data import first_users
+from _data import load_named
 from _measure import interleaved, simulated_parquet
 from _report import markdown_table, publish
 
@@ -127,14 +127,14 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from uscope.data.datasets import load_dataset
     from uscope.data.schema import validate_events
     from uscope.profile.encoder import default_precision
 
     torch.set_num_threads(1)
     if args.quick:
         args.repeats, args.ray_users = 1, 300
-    events = validate_events(first_users(load_dataset("netfp"), 150 if args.quick else None).events)
+    events = validate_events(load_named("netfp", (), "bench_throughput",
+                                        max_users=150 if args.quick else None).events)
     steps, facts = single_process(events, args.repeats)
     print(markdown_table(steps), facts, flush=True)
     with tempfile.TemporaryDirectory(prefix="uscope-throughput-") as tmp:
