@@ -61,12 +61,12 @@ def _progress_bars(enabled: bool, desc: str) -> Iterator[Callable[[int, int], An
 
 
 def _run_on_ray(events, out, config, backend, model, options, encoder, precision,
-                generation, address, workers, gpus, threads, progress, shard):
+                generation, address, workers, gpus, stage, threads, progress, shard):
     from uscope.profile.ray_engine import WorkerSpec, run_ray_job
 
     spec = WorkerSpec(backend=backend, model=model, backend_options=options, encoder=encoder,
                       precision=precision, generation=generation, threads=threads or 1,
-                      gpus=gpus)
+                      gpus=gpus, llm_stage=stage)
     with _progress_bars(progress, f"profile {shard} (ray)") as start_bar:
         return run_ray_job(events, out, spec, config, address=address, workers=workers,
                            progress=start_bar)
@@ -140,6 +140,11 @@ def profile(
                                                                "--tensor-parallel for vllm on "
                                                                "a cluster with GPUs, else 0)."
                                                           )] = None,
+    llm_stage: Annotated[str | None, typer.Option(help="--engine ray --backend vllm: "
+                                                       "ray-data-llm (vLLM engines as ray.data"
+                                                       ".llm processor stages; the default) or "
+                                                       "actor (an engine in each profiler "
+                                                       "actor).")] = None,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
 
@@ -163,8 +168,9 @@ def profile(
         if engine not in ("local", "ray"):
             raise ValueError(f"--engine must be local or ray, got {engine!r}")
         if engine == "local" and (address is not None or workers != 1
-                                  or gpus_per_worker is not None):
-            raise ValueError("--address, --workers and --gpus-per-worker apply to --engine ray")
+                                  or gpus_per_worker is not None or llm_stage is not None):
+            raise ValueError("--address, --workers, --gpus-per-worker and --llm-stage apply to "
+                             "--engine ray")
         shard_spec = parse_shard(shard)
         if kv_cache_gib is not None and backend != "vllm":
             raise ValueError(f"--kv-cache-gib applies to the vllm backend, not {backend!r}")
@@ -194,8 +200,7 @@ def profile(
                                  "one first: uscope read EVENTS --out events.parquet")
             summary = _run_on_ray(events, out, config, backend, model, options, encoder,
                                   precision, generation, address, workers,
-                                  gpus_per_worker, threads,
-                                  progress, shard)
+                                  gpus_per_worker, llm_stage, threads, progress, shard)
             typer.echo(summary.render())
             return
         if _is_event_table(events, fmt) and _sorted_by_user(events):

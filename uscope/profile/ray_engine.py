@@ -8,7 +8,8 @@ profiles one bucket per call and writes it as ``chunk-bNNNNNN.parquet`` (atomic)
 users are fixed by the job, so a task retried after a killed worker rewrites the same file,
 and a rerun after a killed driver skips the buckets already written: no user is lost or
 written twice. The driver then merges the chunks exactly as the local job does, so both
-engines write the same rows.
+engines write the same rows. With ``--backend vllm`` the engines run by default as a
+``ray.data.llm`` processor between replay passes of such actors (``uscope.profile.ray_llm``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ class WorkerSpec:
     encoder: str | None = None  # None: the bundled all-MiniLM-L6-v2
     precision: str | None = None  # the encoder's; None: the driver CPU's default, for all
     threads: int = 1  # torch threads per actor
-    gpus: float | None = None  # GPUs per actor; None: see ``actor_gpus``
+    gpus: float | None = None  # GPUs per actor (per vLLM engine); None: see ``actor_gpus``
+    llm_stage: str | None = None  # vllm: "ray-data-llm" (default) or "actor"; see ``llm_stage``
 
 
 def bucket_file(parts: Path, bucket: int) -> Path:
@@ -75,6 +77,15 @@ def _tag_buckets(batch: pd.DataFrame, bounds: np.ndarray, shard: tuple[int, int]
     return batch[rows].assign(**{BUCKET: bucket[ids][rows]})
 
 
+def bucket_requests(group: pd.DataFrame, template, features
+                    ) -> tuple[int, list[str], list]:
+    """(bucket, its users in order, their ``ProfileRequest``s) of one group of tagged rows."""
+    bucket = int(group[BUCKET].iloc[0])
+    events = validate_events(group.drop(columns=[BUCKET]), source=f"bucket {bucket}")
+    users = sorted(events["user_id"].unique().tolist())
+    return bucket, users, build_requests(events, users, template, features)
+
+
 class BucketProfiler:
     """A Ray actor: profiles a bucket of users a call and writes its chunk file."""
 
@@ -90,14 +101,11 @@ class BucketProfiler:
         self.parts = Path(parts)
 
     def __call__(self, group: pd.DataFrame) -> pd.DataFrame:
-        bucket = int(group[BUCKET].iloc[0])
-        events = validate_events(group.drop(columns=[BUCKET]), source=f"bucket {bucket}")
-        users = sorted(events["user_id"].unique().tolist())
-        requests = build_requests(events, users, self.template, self.profile.features)
+        bucket, users, requests = bucket_requests(group, self.template, self.profile.features)
         chunk = profile_chunk(requests, self.backend, self.encoder, self.template, self.profile)
         chunk.save(bucket_file(self.parts, bucket))  # atomic; a retry rewrites the same file
         n_users = len(users)
-        del events, requests, chunk
+        del requests, chunk
         release_freed_memory()
         return pd.DataFrame({"bucket": [bucket], "n_users": [n_users]})
 
@@ -129,6 +137,49 @@ def actor_gpus(spec: WorkerSpec, cluster_gpus: float, workers: int = 1) -> float
     return gpus
 
 
+def llm_stage(spec: WorkerSpec) -> str:
+    """Where the LLM runs: "ray-data-llm", vLLM engines as ``ray.data.llm`` processor stages
+    between passes of CPU profiler actors (``uscope.profile.ray_llm``; the vllm backend's
+    default), or "actor", each profiler actor holding its own backend (the others' only way)."""
+    stage = spec.llm_stage or ("ray-data-llm" if spec.backend == "vllm" else "actor")
+    if stage not in ("actor", "ray-data-llm"):
+        raise ValueError(f"--llm-stage must be actor or ray-data-llm, got {stage!r}")
+    if stage == "ray-data-llm" and spec.backend != "vllm":
+        raise ValueError(f"--llm-stage ray-data-llm runs vLLM engines: it needs --backend vllm, "
+                         f"not {spec.backend!r}")
+    return stage
+
+
+@dataclass(frozen=True)
+class BucketPass:
+    """One Ray Data pass over unfinished buckets: the events read, tagged with their bucket
+    and grouped by it, then an actor pool (``workers`` actors of ``actor``, built with
+    ``args``) called once a bucket. Yields the actors' result frames."""
+
+    events: str
+    bounds: np.ndarray  # first user of each bucket
+    shard: tuple[int, int]
+    workers: int
+    cpus: float  # per actor
+
+    def run(self, todo: frozenset[int], actor: type, args: tuple, gpus: float = 0.0
+            ) -> Iterator[pd.DataFrame]:
+        import ray.data
+
+        tagged = ray.data.read_parquet(self.events).map_batches(
+            _tag_buckets, batch_format="pandas",
+            fn_kwargs={"bounds": self.bounds, "shard": self.shard, "todo": todo})
+        done = tagged.groupby(BUCKET, num_partitions=min(len(todo), 64)).map_groups(
+            actor, batch_format="pandas", fn_constructor_args=args,
+            compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=self.cpus,
+            num_gpus=gpus)
+        yield from done.iter_batches(batch_format="pandas", batch_size=None)
+
+
+def written_buckets(parts: Path) -> set[int]:
+    return {int(p.stem[len("chunk-b"):]) for p in parts.glob("chunk-b*.parquet")}
+
+
 def _connect(address: str | None, cpus: int | None) -> bool:
     """Join the cluster at ``address`` (or start a local one); True if this call started Ray."""
     import ray
@@ -158,6 +209,7 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
         raise ValueError("--retry-failed runs with the local engine (rerun without --engine ray)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    stage = llm_stage(spec)
     started = time.perf_counter()
     spec = replace(spec, precision=spec.precision or default_precision())  # one for all workers
     out = Path(out)
@@ -171,29 +223,27 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
         return job_summary(out, len(users), len(users), 0, config, started)
     parts = parts_dir(out)
     bounds = np.asarray(users[::config.chunk_size], dtype=str)  # first user of each bucket
-    written = {int(p.stem[len("chunk-b"):]) for p in parts.glob("chunk-b*.parquet")}
-    todo = frozenset(range(len(bounds))) - written
+    todo = frozenset(range(len(bounds))) - written_buckets(parts)
     n_todo = sum(min(config.chunk_size, len(users) - b * config.chunk_size) for b in todo)
     update = progress(len(users) - n_todo, len(users)) if progress else None
     if todo:
         started_ray = _connect(address, cpus)
         try:
-            context = ray.data.DataContext.get_current()
-            context.enable_progress_bars = False
+            ray.data.DataContext.get_current().enable_progress_bars = False
             resources = ray.cluster_resources()
-            total_cpus = float(resources.get("CPU", 1.0))
-            gpus = actor_gpus(spec, float(resources.get("GPU", 0.0)), workers)
-            tagged = ray.data.read_parquet(str(source.path)).map_batches(
-                _tag_buckets, batch_format="pandas",
-                fn_kwargs={"bounds": bounds, "shard": config.shard, "todo": todo})
-            profiled = tagged.groupby(BUCKET, num_partitions=min(len(todo), 64)).map_groups(
-                BucketProfiler, batch_format="pandas",
-                fn_constructor_args=(spec, config.profile, str(parts)),
-                compute=ray.data.ActorPoolStrategy(size=workers),
-                num_cpus=_actor_cpus(total_cpus, workers), num_gpus=gpus)
-            for batch in profiled.iter_batches(batch_format="pandas", batch_size=None):
-                if update is not None:
-                    update(int(batch["n_users"].sum()))
+            cluster_gpus = float(resources.get("GPU", 0.0))
+            gpus = actor_gpus(spec, cluster_gpus, workers)  # per actor or per vLLM engine
+            buckets = BucketPass(str(source.path), bounds, config.shard, workers,
+                                 _actor_cpus(float(resources.get("CPU", 1.0)), workers))
+            if stage == "ray-data-llm":
+                from uscope.profile.ray_llm import profile_in_rounds
+
+                profile_in_rounds(buckets, todo, parts, spec, config, gpus, update)
+            else:
+                for batch in buckets.run(todo, BucketProfiler, (spec, config.profile,
+                                                                str(parts)), gpus):
+                    if update is not None:
+                        update(int(batch["n_users"].sum()))
         finally:
             if started_ray:
                 ray.shutdown()

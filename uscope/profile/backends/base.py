@@ -70,6 +70,15 @@ def finished_text(text: str | None, generation: GenerationConfig) -> Generation:
     return Generation(whole or "")
 
 
+class AnswersPending(Exception):
+    """A backend that replays answers computed elsewhere (``uscope.profile.ray_llm``) lacks
+    some a call needs: ``asks`` lists them. No item failed, so retries let it through."""
+
+    def __init__(self, asks: list):
+        super().__init__(f"{len(asks)} answers pending")
+        self.asks = asks
+
+
 @runtime_checkable
 class Backend(Protocol):
     """pi_theta(y | x_u) of eq. 23, batched."""
@@ -99,6 +108,8 @@ def _failure(generation: Generation) -> str:
 def _call(backend: Backend, batch: Sequence[ProfileRequest]) -> list[Generation]:
     try:
         results = list(backend.generate(batch))
+    except AnswersPending:
+        raise
     except Exception as exc:  # noqa: BLE001 -- a batch crash fails its items, with the reason
         return [Generation(None, f"{type(exc).__name__}: {exc}") for _ in batch]
     if len(results) != len(batch):

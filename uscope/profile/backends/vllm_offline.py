@@ -9,7 +9,7 @@ building below is plain Python, testable without it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from uscope.profile.backends.base import (
@@ -79,6 +79,30 @@ def conversations(requests: Sequence[ProfileRequest]) -> list[list[dict[str, str
     return [r.prompt.messages for r in requests]
 
 
+def chat_params(generation: GenerationConfig, *, max_new_tokens: int | None = None,
+                temperature: float | None = None, seed: int | None = None,
+                regex: str | None = None) -> dict[str, Any]:
+    """One request's sampling settings as plain data: ``SamplingParams`` keywords, a regex
+    under ``structured_outputs`` (the row format of ``ray.data.llm``)."""
+    params = sampling_kwargs(replace(
+        generation, max_new_tokens=max_new_tokens or generation.max_new_tokens,
+        temperature=generation.temperature if temperature is None else temperature,
+        seed=generation.seed if seed is None else seed))
+    if regex is not None:
+        params["structured_outputs"] = {"regex": regex}
+    return params
+
+
+def sampling_params(params: dict[str, Any]) -> Any:
+    """``vllm.SamplingParams`` of one ``chat_params`` dict."""
+    from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+
+    structured = params.get("structured_outputs")
+    rest = {k: v for k, v in params.items() if k != "structured_outputs"}
+    return SamplingParams(**rest, structured_outputs=StructuredOutputsParams(**structured)
+                          if structured else None)
+
+
 def lora_request_args(config: VLLMConfig) -> tuple[str, int, str] | None:
     """(name, integer id, path) for ``vllm.lora.request.LoRARequest``, or None without adapter."""
     if config.lora_path is None:
@@ -94,23 +118,51 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMBackend(GroundedOrFree):
-    """Offline batched chat generation on one node (tensor parallel over its GPUs, or vLLM's
-    CPU build). ``llm``: an engine built already (e.g. shared with the synthesis decoder); it
-    must have been built with ``engine_kwargs(config)``."""
+class VLLMChats(GroundedOrFree):
+    """Grounded (per-user regex) and free profiles from vLLM chat requests; a subclass says how
+    a batch of chats is answered (``chat``): by an engine here (``VLLMBackend``) or from
+    answers a ``ray.data.llm`` processor wrote (``uscope.profile.ray_llm``)."""
 
     name = "vllm"
 
-    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None,
-                 llm: Any = None):
-        vllm = _import_vllm()
+    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None):
         self.config = config
         self.model = config.model if config.lora_path is None else \
             f"{config.model}+{config.lora_path}"
         self.generation = generation or GenerationConfig()
-        self.sampling = vllm.SamplingParams(**sampling_kwargs(self.generation))
         self.names: set[str] = set()  # the population's names, for grounded profiles
         self.grounded_stats = GroundedStats()
+
+    def chat(self, conversations: Sequence[list[dict]], params: Sequence[dict[str, Any]]
+             ) -> list[tuple[str | None, bool]]:
+        """(text, stopped before its token budget?) of each chat under its ``chat_params``;
+        None when the engine returned no text."""
+        raise NotImplementedError
+
+    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
+                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
+        """Each conversation under its regex: vLLM structured outputs, one request each."""
+        params = [chat_params(self.generation, max_new_tokens=max_new_tokens,
+                              temperature=temperature, regex=r) for r in regexes]
+        return [(text or "", stopped) for text, stopped in self.chat(conversations, params)]
+
+    def generate_free(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
+        sampled = self.generation.temperature > 0  # a seed per request: repeated prompts differ
+        params = [chat_params(self.generation, seed=self.generation.seed + i if sampled else None)
+                  for i in range(len(requests))]
+        return [finished_text(text, self.generation)
+                for text, _ in self.chat(conversations(requests), params)]
+
+
+class VLLMBackend(VLLMChats):
+    """Offline batched chat generation on one node (tensor parallel over its GPUs, or vLLM's
+    CPU build). ``llm``: an engine built already (e.g. shared with the synthesis decoder); it
+    must have been built with ``engine_kwargs(config)``."""
+
+    def __init__(self, config: VLLMConfig, generation: GenerationConfig | None = None,
+                 llm: Any = None):
+        vllm = _import_vllm()
+        super().__init__(config, generation)
         self.llm = llm if llm is not None else vllm.LLM(**engine_kwargs(config))
         lora = lora_request_args(config)
         if lora is None:
@@ -120,28 +172,9 @@ class VLLMBackend(GroundedOrFree):
 
             self.lora = LoRARequest(*lora)
 
-    def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
-                           max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
-        """Each conversation under its regex: vLLM structured outputs, one request each."""
-        from vllm.sampling_params import SamplingParams, StructuredOutputsParams
-
-        base = {**sampling_kwargs(self.generation), "max_tokens": max_new_tokens,
-                "temperature": temperature}
-        params = [SamplingParams(**base, structured_outputs=StructuredOutputsParams(regex=r))
-                  for r in regexes]
-        outputs = self.llm.chat(list(conversations), params, lora_request=self.lora,
-                                use_tqdm=False)
+    def chat(self, conversations: Sequence[list[dict]], params: Sequence[dict[str, Any]]
+             ) -> list[tuple[str | None, bool]]:
+        outputs = self.llm.chat(list(conversations), [sampling_params(p) for p in params],
+                                lora_request=self.lora, use_tqdm=False)
         return [(o.outputs[0].text, o.outputs[0].finish_reason == "stop") if o.outputs
-                else ("", False) for o in outputs]
-
-    def generate_free(self, requests: Sequence[ProfileRequest]) -> list[Generation]:
-        sampling = self.sampling
-        if self.generation.temperature > 0:  # a seed per request: repeated prompts differ
-            vllm = _import_vllm()
-            sampling = [vllm.SamplingParams(**{**sampling_kwargs(self.generation),
-                                               "seed": self.generation.seed + i})
-                        for i in range(len(requests))]
-        outputs = self.llm.chat(conversations(requests), sampling, lora_request=self.lora,
-                                use_tqdm=False)
-        return [finished_text(o.outputs[0].text if o.outputs else None, self.generation)
-                for o in outputs]
+                else (None, False) for o in outputs]
