@@ -5,22 +5,32 @@ here, where the vLLM processor would write them (that path runs in ``test_vllm_c
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from uscope.profile import ProfileConfig
 from uscope.profile.backends import GenerationConfig, generate_with_retries
 from uscope.profile.backends.base import AnswersPending
 from uscope.profile.backends.vllm_offline import VLLMConfig
+from uscope.profile.batch import JobConfig
 from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.pipeline import build_requests, profile_chunk
+from uscope.profile.profileset import ProfileSet
 from uscope.profile.prompting import load_template
-from uscope.profile.ray_engine import WorkerSpec, llm_stage
+from uscope.profile.ray_engine import BUCKET, WorkerSpec, _tag_buckets, bucket_file, llm_stage
 from uscope.profile.ray_llm import (
+    ASKS,
     ReplayedVLLM,
     answers_dir,
     ask_key,
     engine_placement,
+    profile_in_rounds,
     read_answers,
     write_atomic,
 )
@@ -107,7 +117,9 @@ def test_answers_are_keyed_by_model_chat_and_settings(tmp_path):
     chat = [{"role": "user", "content": "hi"}]
     params = {"max_tokens": 8, "temperature": 0.0}
     key = ask_key("m", chat, params)
-    assert key == ask_key("m", [dict(chat[0])], dict(params))
+    assert key == ask_key("m", [{"content": "hi", "role": "user"}],
+                          {"temperature": 0.0, "max_tokens": 8})  # key order does not count
+    assert key != ask_key("m", [{"role": "user", "content": "hi!"}], params)
     assert key != ask_key("m+adapter", chat, params)
     assert key != ask_key("m", chat, {**params, "temperature": 0.7})
     folder = answers_dir(tmp_path, 3)
@@ -129,7 +141,7 @@ def test_llm_stage_and_engine_placement():
         llm_stage(WorkerSpec(backend="transformers", llm_stage="ray-data-llm"))
     with pytest.raises(ValueError, match="actor or ray-data-llm"):
         llm_stage(WorkerSpec(backend="vllm", llm_stage="serve"))
-    assert engine_placement(0.0, 1) == {"bundles": [{"CPU": 1}]}
+    assert engine_placement(0.0, 2) == {"bundle_per_worker": {"CPU": 1}}
     assert engine_placement(4.0, 4) == {"bundle_per_worker": {"CPU": 1, "GPU": 1.0}}
 
 
@@ -149,3 +161,80 @@ def test_cli_refuses_llm_stage_where_it_cannot_apply(tmp_path, netfp_events):
                                          "--llm-stage", "ray-data-llm"])
     assert heuristic.exit_code == 2 and "needs --backend vllm" in heuristic.output
     assert not (tmp_path / "p.parquet").exists()
+
+
+@dataclass
+class InProcessPass:
+    """The replay pass without a Ray cluster: the job's own tagging, then one actor call a
+    bucket (the Ray pass runs in ``test_vllm_cpu.py``)."""
+
+    events: pd.DataFrame
+    bounds: np.ndarray
+    workers: int = 1
+
+    def run(self, todo, actor, args, gpus=0.0):
+        worker = actor(*args)
+        tagged = _tag_buckets(self.events, self.bounds, (0, 1), todo)
+        for _, group in tagged.groupby(BUCKET):
+            yield worker(group)
+
+
+def answers_from_disk_asks(calls: list[int], silent: int = 0):
+    """Answers each ask on disk as an engine would write them: a grounded answer with free
+    text, except for the first ``silent`` greedy asks; records how many asks each round had."""
+    def answer(parts):
+        asks = pq.read_table(parts / ASKS).to_pandas()
+        calls.append(len(asks))
+        greedy = 0
+        for bucket, rows in asks.groupby("bucket"):
+            texts = []
+            for params in rows["params"]:
+                greedy += json.loads(params)["temperature"] == 0
+                quiet = json.loads(params)["temperature"] == 0 and greedy <= silent
+                texts.append("{}\n" + ("" if quiet else "This user is often online."))
+            write_atomic(pa.table({"key": rows["key"].tolist(), "text": texts,
+                                   "stopped": [True] * len(rows)}),
+                         answers_dir(parts, int(bucket)) / f"round{len(calls)}.parquet")
+    return answer
+
+
+def test_rounds_answer_until_every_bucket_is_written_and_resume_from_disk(netfp_events,
+                                                                           tmp_path):
+    table, _ = netfp_events
+    counts = table.groupby("user_id").size()
+    users = sorted(counts[counts >= 20].index)[:4]
+    events = table[table["user_id"].isin(users)].reset_index(drop=True)
+    buckets = InProcessPass(events, np.asarray(users[::2], dtype=str))
+    spec = WorkerSpec(backend="vllm", model="/models/llama")
+    config = JobConfig(profile=ProfileConfig(batch_size=2))
+    parts = tmp_path / "parts"
+    calls: list[int] = []
+    # the first user's greedy answer has no free text: a sampled round follows
+    rounds = profile_in_rounds(buckets, frozenset({0, 1}), parts, spec, config, 0.0,
+                               answer=answers_from_disk_asks(calls, silent=1))
+    assert rounds == 2 and calls == [4, 1]
+    chunks = [ProfileSet.load(bucket_file(parts, b)).frame for b in (0, 1)]
+    assert [u for c in chunks for u in c["user_id"]] == users
+    assert all((c["status"] == "ok").all() for c in chunks)
+    assert not (parts / ASKS).exists()  # the last replay asked nothing
+
+    bucket_file(parts, 1).unlink()  # as after a kill: bucket 1 unwritten, its answers on disk
+    again: list[int] = []
+    assert profile_in_rounds(buckets, frozenset({0, 1}), parts, spec, config, 0.0,
+                             answer=answers_from_disk_asks(again)) == 0
+    assert again == []  # replayed from disk, nothing asked
+    rewritten = ProfileSet.load(bucket_file(parts, 1)).frame
+    pd.testing.assert_frame_equal(rewritten.drop(columns="created_at"),
+                                  chunks[1].drop(columns="created_at"))
+
+
+def test_rounds_stop_with_an_error_when_asks_go_unanswered(netfp_events, tmp_path):
+    table, _ = netfp_events
+    users = sorted(table["user_id"].unique())[:2]
+    events = table[table["user_id"].isin(users)].reset_index(drop=True)
+    calls: list[int] = []
+    with pytest.raises(RuntimeError, match="1 buckets still ask for answers after 4 rounds"):
+        profile_in_rounds(InProcessPass(events, np.asarray(users[:1], dtype=str)),
+                          frozenset({0}), tmp_path, WorkerSpec(backend="vllm", model="m"),
+                          JobConfig(), 0.0, answer=lambda parts: calls.append(1))
+    assert len(calls) == 4  # retries (2) + 2 rounds, then one last replay

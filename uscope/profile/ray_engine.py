@@ -86,19 +86,26 @@ def bucket_requests(group: pd.DataFrame, template, features
     return bucket, users, build_requests(events, users, template, features)
 
 
-class BucketProfiler:
-    """A Ray actor: profiles a bucket of users a call and writes its chunk file."""
+class BucketActor:
+    """What every bucket actor loads once: torch threads, the encoder, the template."""
 
     def __init__(self, spec: WorkerSpec, profile: ProfileConfig, parts: str):
         import torch
 
         torch.set_num_threads(spec.threads)
-        self.backend = make_backend(spec.backend, spec.model, spec.generation,
-                                    **spec.backend_options)
         self.encoder = ProfileEncoder(spec.encoder, precision=spec.precision)
         self.profile = profile
         self.template = load_template(profile.template)
         self.parts = Path(parts)
+
+
+class BucketProfiler(BucketActor):
+    """A Ray actor: profiles a bucket of users a call and writes its chunk file."""
+
+    def __init__(self, spec: WorkerSpec, profile: ProfileConfig, parts: str):
+        super().__init__(spec, profile, parts)
+        self.backend = make_backend(spec.backend, spec.model, spec.generation,
+                                    **spec.backend_options)
 
     def __call__(self, group: pd.DataFrame) -> pd.DataFrame:
         bucket, users, requests = bucket_requests(group, self.template, self.profile.features)

@@ -12,15 +12,20 @@ makes two Ray Data passes a round and keeps every answer on disk in between:
    actor engine writes it; any other bucket writes the requests of its first unanswered call
    as its asks;
 2. *answer* (``answer_asks``): a ``ray.data.llm`` vLLM processor (``workers`` engines, each
-   reserving ``--tensor-parallel`` GPUs on a GPU cluster, one CPU otherwise) answers every
+   reserving ``--tensor-parallel`` GPUs on a GPU cluster, a CPU a worker) answers every
    ask of the round; the answers are written per bucket, keyed by a hash of the model, the
    chat and the sampling settings.
 
 Rounds repeat until every bucket has its chunk. A killed driver or worker loses at most the
 answers of unfinished processor batches: a rerun replays what is on disk and asks only for
 the rest; answers written twice (a retried batch) share their key, and a chunk is written
-atomically once, so no user is lost or written twice. Each round starts its engines afresh
-(minutes for a large model), so a round should carry many buckets.
+atomically once, so no user is lost or written twice. Each round starts its engines afresh,
+so a round should carry many buckets.
+
+Replay needs each round to rebuild the same prompts: a bucket's rows reach its actor in the
+order Ray's shuffle gives them, and rows tied on (user, timestamp) could in principle reorder
+between rounds and change a tie-broken feature; such a bucket would ask again and, failing
+that, end in the round limit's error, never in a wrong row.
 """
 
 from __future__ import annotations
@@ -43,10 +48,9 @@ import pyarrow.parquet as pq
 from uscope.profile.backends.base import AnswersPending, GenerationConfig
 from uscope.profile.backends.vllm_offline import VLLMChats, VLLMConfig, engine_kwargs
 from uscope.profile.batch import JobConfig
-from uscope.profile.encoder import ProfileEncoder
 from uscope.profile.pipeline import ProfileConfig, profile_chunk
-from uscope.profile.prompting import load_template
 from uscope.profile.ray_engine import (
+    BucketActor,
     BucketPass,
     WorkerSpec,
     bucket_file,
@@ -60,6 +64,7 @@ ASKS = "asks"  # parts/asks/bNNNNNN.parquet: this round's bucket, key, messages,
 # CPUs of the light steps around the engines (chat template, tokenizers, writing answers):
 # whole CPUs each would leave an engine that reserves one waiting on a small node
 LIGHT_CPUS = 0.1
+MIN_PROCESSOR_BATCH = 64  # rows a processor batch hands an engine at least (--batch-size if more)
 
 
 def ask_key(model: str, messages: Sequence[dict], params: dict[str, Any]) -> str:
@@ -108,20 +113,18 @@ class ReplayedVLLM(VLLMChats):
         return [self.answers[k] for k in keys]
 
 
-class BucketReplayer:
+def vllm_config(spec: WorkerSpec) -> VLLMConfig:
+    return VLLMConfig(model=spec.model, **spec.backend_options)
+
+
+class BucketReplayer(BucketActor):
     """A Ray actor: replays a bucket with its answers; writes its chunk when every request is
     answered, else its asks."""
 
     def __init__(self, spec: WorkerSpec, profile: ProfileConfig, parts: str):
-        import torch
-
-        torch.set_num_threads(spec.threads)
-        self.encoder = ProfileEncoder(spec.encoder, precision=spec.precision)
-        self.vllm = VLLMConfig(model=spec.model, **spec.backend_options)
+        super().__init__(spec, replace(profile, backoff_s=0.0), parts)  # replays need no wait
+        self.vllm = vllm_config(spec)
         self.generation = spec.generation
-        self.profile = replace(profile, backoff_s=0.0)  # a replayed retry need not wait
-        self.template = load_template(profile.template)
-        self.parts = Path(parts)
 
     def __call__(self, group: pd.DataFrame) -> pd.DataFrame:
         bucket, users, requests = bucket_requests(group, self.template, self.profile.features)
@@ -169,11 +172,10 @@ def _write_answers(batch: pd.DataFrame, parts: str) -> pd.DataFrame:
 
 
 def engine_placement(gpus: float, tensor_parallel: int) -> dict[str, Any]:
-    """Resources of one vLLM engine: ``gpus`` split over its tensor-parallel workers, a CPU
-    each; one CPU when ``gpus`` is 0 (vLLM's CPU build)."""
-    if gpus > 0:
-        return {"bundle_per_worker": {"CPU": 1, "GPU": gpus / tensor_parallel}}
-    return {"bundles": [{"CPU": 1}]}
+    """Resources of each tensor-parallel worker of one vLLM engine: a CPU, and the engine's
+    ``gpus`` shared out (none for vLLM's CPU build)."""
+    gpu = {"GPU": gpus / tensor_parallel} if gpus > 0 else {}
+    return {"bundle_per_worker": {"CPU": 1, **gpu}}
 
 
 def processor_config(spec: WorkerSpec, workers: int, batch_size: int, gpus: float) -> Any:
@@ -181,7 +183,7 @@ def processor_config(spec: WorkerSpec, workers: int, batch_size: int, gpus: floa
     ``engine_kwargs``; ``gpus`` per engine (one CPU per engine when 0: vLLM's CPU build)."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    vllm = VLLMConfig(model=spec.model, **spec.backend_options)
+    vllm = vllm_config(spec)
     kwargs = engine_kwargs(vllm)
     model = kwargs.pop("model")
     light = {"enabled": True, "num_cpus": LIGHT_CPUS}  # chat template, (de)tokenizer stages
@@ -192,7 +194,7 @@ def processor_config(spec: WorkerSpec, workers: int, batch_size: int, gpus: floa
         chat_template_stage=light, tokenize_stage=light, detokenize_stage=light)
 
 
-def answer_asks(parts: Path, spec: WorkerSpec, workers: int, batch_size: int,
+def answer_asks(parts: Path, *, spec: WorkerSpec, workers: int, batch_size: int,
                 gpus: float) -> int:
     """Answer every ask on disk with a ``ray.data.llm`` processor; returns how many."""
     import ray.data
@@ -214,23 +216,30 @@ def answer_asks(parts: Path, spec: WorkerSpec, workers: int, batch_size: int,
 
 def profile_in_rounds(buckets: BucketPass, todo: frozenset[int], parts: Path, spec: WorkerSpec,
                       config: JobConfig, gpus: float,
-                      update: Callable[[int], Any] | None = None) -> None:
-    """Replay and answer until every bucket of ``todo`` has its chunk file. The rounds are
-    bounded: a grounded profile takes 2, a free one 1 + ``retries``."""
-    rounds = config.profile.retries + 2
-    for answered in range(rounds + 1):
+                      update: Callable[[int], Any] | None = None,
+                      answer: Callable[[Path], Any] | None = None) -> int:
+    """Replay and answer until every bucket of ``todo`` has its chunk file; returns the rounds
+    of answers it took. ``answer(parts)`` answers the asks on disk (default: ``answer_asks``
+    with ``workers`` engines). At most ``retries + 2`` rounds of answers: a grounded profile
+    needs at most 2 (the sampled re-decode), a free one at most 1 + ``retries``."""
+    answer = answer or partial(answer_asks, spec=spec, workers=buckets.workers, gpus=gpus,
+                               batch_size=max(config.profile.batch_size, MIN_PROCESSOR_BATCH))
+    limit, answered = config.profile.retries + 2, 0
+    for _ in range(limit + 1):
         todo = todo - written_buckets(parts)
         if not todo:
-            return
+            return answered
         shutil.rmtree(parts / ASKS, ignore_errors=True)
         n_asks = 0
         for batch in buckets.run(todo, BucketReplayer, (spec, config.profile, str(parts))):
             n_asks += int(batch["asks"].sum())
             if update is not None:
                 update(int(batch["n_users"].sum()))
-        if n_asks and answered < rounds:
-            answer_asks(parts, spec, buckets.workers, config.profile.batch_size, gpus)
+        if n_asks and answered < limit:
+            answer(parts)
+            answered += 1
     left = todo - written_buckets(parts)
     if left:
-        raise RuntimeError(f"{len(left)} buckets still ask for answers after {rounds} rounds "
+        raise RuntimeError(f"{len(left)} buckets still ask for answers after {limit} rounds "
                            f"of answers (first: bucket {min(left)})")
+    return limit

@@ -3,7 +3,8 @@
 A backend takes a batch of ``ProfileRequest`` (prompt x_u plus the features it came from) and
 returns one ``Generation`` per request, in order: the text y_u, or an error. A backend never
 raises for one bad item; ``generate_with_retries`` re-submits items that failed or came back
-empty and, when retries run out, reports the reason so the batch can go on.
+empty and, when retries run out, reports the reason so the batch can go on. The one exception
+it lets through is ``AnswersPending``: a replaying backend has no answer yet, no item failed.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def finished_text(text: str | None, generation: GenerationConfig) -> Generation:
 
 class AnswersPending(Exception):
     """A backend that replays answers computed elsewhere (``uscope.profile.ray_llm``) lacks
-    some a call needs: ``asks`` lists them. No item failed, so retries let it through."""
+    some a call needs: ``asks`` lists them. ``generate_with_retries`` re-raises it without
+    counting an attempt."""
 
     def __init__(self, asks: list):
         super().__init__(f"{len(asks)} answers pending")
