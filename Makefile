@@ -54,8 +54,16 @@ endif
 lint: setup
 	$(BIN)/ruff check uscope generative recipes benchmarks tests notebooks
 
+# the benchmarks that run vLLM, in its venv
+VLLM_BENCHES := benchmarks/bench_vllm.py benchmarks/bench_ray_vllm.py
+
 bench: setup
-	for script in benchmarks/bench_*.py; do HF_HUB_OFFLINE=1 $(BIN)/python $$script || exit 1; done
+	for script in $(filter-out $(VLLM_BENCHES),$(wildcard benchmarks/bench_*.py)); do \
+		HF_HUB_OFFLINE=1 $(BIN)/python $$script || exit 1; done
+ifeq ($(HAS_AVX512),yes)
+	$(MAKE) vllm-env
+	for script in $(VLLM_BENCHES); do HF_HUB_OFFLINE=1 $(VLLM_BIN)/python $$script || exit 1; done
+endif
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache
