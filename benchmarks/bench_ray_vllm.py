@@ -25,7 +25,8 @@ SECTION = "profile-ray-vllm"
 ROUTES = {
     "one process (--engine local)": [],
     "Ray, engine in the actor (--llm-stage actor)": ["--engine", "ray", "--llm-stage", "actor"],
-    "Ray, ray.data.llm processor (default)": ["--engine", "ray"],
+    "Ray, ray.data.llm processor (--llm-stage ray-data-llm)": ["--engine", "ray", "--llm-stage",
+                                                               "ray-data-llm"],
 }
 ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_USAGE_STATS_ENABLED": "0",
        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "PYTHONWARNINGS": "ignore::FutureWarning"}

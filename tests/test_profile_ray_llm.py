@@ -134,13 +134,16 @@ def test_answers_are_keyed_by_model_chat_and_settings(tmp_path):
 
 
 def test_llm_stage_and_engine_placement():
-    assert llm_stage(WorkerSpec(backend="vllm", model="m")) == "ray-data-llm"
-    assert llm_stage(WorkerSpec(backend="vllm", model="m", llm_stage="actor")) == "actor"
-    assert llm_stage(WorkerSpec()) == "actor"
+    vllm = WorkerSpec(backend="vllm", model="m")
+    assert llm_stage(vllm, cluster_gpus=8) == "ray-data-llm"
+    assert llm_stage(vllm, cluster_gpus=0) == "actor"  # CPUs: no engine restarts a round
+    assert llm_stage(WorkerSpec(backend="vllm", llm_stage="actor"), cluster_gpus=8) == "actor"
+    assert llm_stage(WorkerSpec(backend="vllm", llm_stage="ray-data-llm"), 0) == "ray-data-llm"
+    assert llm_stage(WorkerSpec(), cluster_gpus=8) == "actor"
     with pytest.raises(ValueError, match="needs --backend vllm"):
-        llm_stage(WorkerSpec(backend="transformers", llm_stage="ray-data-llm"))
+        llm_stage(WorkerSpec(backend="transformers", llm_stage="ray-data-llm"), 0)
     with pytest.raises(ValueError, match="actor or ray-data-llm"):
-        llm_stage(WorkerSpec(backend="vllm", llm_stage="serve"))
+        llm_stage(WorkerSpec(backend="vllm", llm_stage="serve"), 0)
     assert engine_placement(0.0, 2) == {"bundle_per_worker": {"CPU": 1}}
     assert engine_placement(4.0, 4) == {"bundle_per_worker": {"CPU": 1, "GPU": 1.0}}
 

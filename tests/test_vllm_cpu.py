@@ -233,7 +233,7 @@ def test_ray_engine_gives_each_profiler_actor_a_vllm_engine(model_dir, adapter, 
 
 def test_ray_data_llm_processor_answers_grounded_profiles_in_rounds(model_dir, adapter, events,
                                                                   reference, tmp_path):
-    """``--engine ray --backend vllm`` (its default ``--llm-stage ray-data-llm``): CPU actors
+    """``--engine ray --backend vllm --llm-stage ray-data-llm`` (the default on GPUs): CPU actors
     replay each bucket from answers on disk and a ``ray.data.llm`` vLLM processor (the CPU
     build, one engine, the DPO LoRA adapter as the rows' model) answers each round's asks:
     the regex decodes, then any sampled re-decode. The transformers backend's rows come out,
@@ -243,8 +243,8 @@ def test_ray_data_llm_processor_answers_grounded_profiles_in_rounds(model_dir, a
     out = tmp_path / "grounded.parquet"
     run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "vllm",
         "--model", model_dir, "--lora", adapter, "--kv-cache-gib", "1", "--engine", "ray",
-        "--workers", "1", "--chunk-size", str(N_USERS // 2), "--batch-size", str(N_USERS),
-        "--no-progress")
+        "--llm-stage", "ray-data-llm", "--workers", "1", "--chunk-size", str(N_USERS // 2),
+        "--batch-size", str(N_USERS), "--no-progress")
     on_ray = ProfileSet.load(out)
     same_rows(on_ray, reference["grounded"], "vllm")
     assert set(on_ray.frame["model"]) == {f"{model_dir}+{adapter}"}

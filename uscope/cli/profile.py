@@ -142,9 +142,10 @@ def profile(
                                                           )] = None,
     llm_stage: Annotated[str | None, typer.Option(help="--engine ray --backend vllm: "
                                                        "ray-data-llm (vLLM engines as ray.data"
-                                                       ".llm processor stages; the default) or "
-                                                       "actor (an engine in each profiler "
-                                                       "actor).")] = None,
+                                                       ".llm processor stages; the default on "
+                                                       "a cluster with GPUs) or actor (an "
+                                                       "engine in each profiler actor; the "
+                                                       "default on CPUs).")] = None,
 ) -> None:
     """Write a natural-language profile and an embedding for every user of EVENTS."""
 

@@ -8,8 +8,9 @@ profiles one bucket per call and writes it as ``chunk-bNNNNNN.parquet`` (atomic)
 users are fixed by the job, so a task retried after a killed worker rewrites the same file,
 and a rerun after a killed driver skips the buckets already written: no user is lost or
 written twice. The driver then merges the chunks exactly as the local job does, so both
-engines write the same rows. With ``--backend vllm`` the engines run by default as a
-``ray.data.llm`` processor between replay passes of such actors (``uscope.profile.ray_llm``).
+engines write the same rows. With ``--backend vllm`` on a cluster with GPUs the engines run
+by default as a ``ray.data.llm`` processor between replay passes of such actors
+(``uscope.profile.ray_llm``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class WorkerSpec:
     precision: str | None = None  # the encoder's; None: the driver CPU's default, for all
     threads: int = 1  # torch threads per actor
     gpus: float | None = None  # GPUs per actor (per vLLM engine); None: see ``actor_gpus``
-    llm_stage: str | None = None  # vllm: "ray-data-llm" (default) or "actor"; see ``llm_stage``
+    llm_stage: str | None = None  # "ray-data-llm" or "actor"; None: see ``llm_stage``
 
 
 def bucket_file(parts: Path, bucket: int) -> Path:
@@ -144,11 +145,14 @@ def actor_gpus(spec: WorkerSpec, cluster_gpus: float, workers: int = 1) -> float
     return gpus
 
 
-def llm_stage(spec: WorkerSpec) -> str:
+def llm_stage(spec: WorkerSpec, cluster_gpus: float) -> str:
     """Where the LLM runs: "ray-data-llm", vLLM engines as ``ray.data.llm`` processor stages
     between passes of CPU profiler actors (``uscope.profile.ray_llm``; the vllm backend's
-    default), or "actor", each profiler actor holding its own backend (the others' only way)."""
-    stage = spec.llm_stage or ("ray-data-llm" if spec.backend == "vllm" else "actor")
+    default on a cluster with GPUs), or "actor", each profiler actor holding its own backend
+    (the default otherwise: on CPUs, restarting the engines each round costs more than
+    they gain, BENCHMARKS ``profile-ray-vllm``)."""
+    default = "ray-data-llm" if spec.backend == "vllm" and cluster_gpus > 0 else "actor"
+    stage = spec.llm_stage or default
     if stage not in ("actor", "ray-data-llm"):
         raise ValueError(f"--llm-stage must be actor or ray-data-llm, got {stage!r}")
     if stage == "ray-data-llm" and spec.backend != "vllm":
@@ -216,7 +220,7 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
         raise ValueError("--retry-failed runs with the local engine (rerun without --engine ray)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    stage = llm_stage(spec)
+    llm_stage(spec, 0.0)  # refuse a wrong --llm-stage before any work
     started = time.perf_counter()
     spec = replace(spec, precision=spec.precision or default_precision())  # one for all workers
     out = Path(out)
@@ -240,6 +244,7 @@ def run_ray_job(events: str | os.PathLike, out: str | os.PathLike, spec: WorkerS
             resources = ray.cluster_resources()
             cluster_gpus = float(resources.get("GPU", 0.0))
             gpus = actor_gpus(spec, cluster_gpus, workers)  # per actor or per vLLM engine
+            stage = llm_stage(spec, cluster_gpus)
             buckets = BucketPass(str(source.path), bounds, config.shard, workers,
                                  _actor_cpus(float(resources.get("CPU", 1.0)), workers))
             if stage == "ray-data-llm":

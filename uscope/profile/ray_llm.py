@@ -1,4 +1,5 @@
-"""``--engine ray --backend vllm``: the vLLM engines as ``ray.data.llm`` processor stages.
+"""``--engine ray --backend vllm --llm-stage ray-data-llm`` (the default on a cluster with GPUs):
+the vLLM engines as ``ray.data.llm`` processor stages.
 
 Profiles are decoded in rounds, each needing the answers of the one before: a grounded profile
 is decoded under its user's regex, then the users left without free text are decoded again by
