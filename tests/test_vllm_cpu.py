@@ -212,21 +212,28 @@ def test_vllm_serve_behind_the_openai_backend_writes_the_same_rows(server, event
             assert "'fields_incomplete': 0" in done.stdout, done.stdout
 
 
+def profile_on_ray(events, tmp_path, model_dir, adapter, stage: str, *extra) -> ProfileSet:
+    """``uscope profile --engine ray --backend vllm`` with the adapter, one worker, two
+    buckets, at ``--llm-stage stage``."""
+    events_file = tmp_path / "events.parquet"
+    save_events(events, events_file)
+    out = tmp_path / f"{stage}.parquet"
+    run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "vllm",
+        "--model", model_dir, "--lora", adapter, "--kv-cache-gib", "1", "--engine", "ray",
+        "--llm-stage", stage, "--workers", "1", "--chunk-size", str(N_USERS // 2),
+        "--no-progress", *extra)
+    assert not out.with_name(out.name + ".parts").exists()
+    return ProfileSet.load(out)
+
+
 def test_ray_engine_gives_each_profiler_actor_a_vllm_engine(model_dir, adapter, events,
                                                              reference, tmp_path):
     """``--engine ray --backend vllm --llm-stage actor`` on a local Ray cluster: the profiler
     actor holds a vLLM engine (the CPU build here; on a cluster with GPUs each actor reserves
     ``--tensor-parallel`` of them) and profiles both buckets, writing the transformers
     backend's rows."""
-    events_file = tmp_path / "events.parquet"
-    save_events(events, events_file)
-    out = tmp_path / "ray.parquet"
-    run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "vllm",
-        "--model", model_dir, "--lora", adapter, "--kv-cache-gib", "1", "--engine", "ray",
-        "--llm-stage", "actor", "--workers", "1", "--chunk-size", str(N_USERS // 2),
-        "--template", "profile_v2", "--max-new-tokens", "48", "--no-complete-sentences",
-        "--no-progress")
-    on_ray = ProfileSet.load(out)
+    on_ray = profile_on_ray(events, tmp_path, model_dir, adapter, "actor", "--template",
+                            "profile_v2", "--max-new-tokens", "48", "--no-complete-sentences")
     same_rows(on_ray, reference["free"], "vllm")
     assert set(on_ray.frame["model"]) == {f"{model_dir}+{adapter}"}
 
@@ -238,14 +245,7 @@ def test_ray_data_llm_processor_answers_grounded_profiles_in_rounds(model_dir, a
     build, one engine, the DPO LoRA adapter as the rows' model) answers each round's asks:
     the regex decodes, then any sampled re-decode. The transformers backend's rows come out,
     and the answer files go with the parts folder."""
-    events_file = tmp_path / "events.parquet"
-    save_events(events, events_file)
-    out = tmp_path / "grounded.parquet"
-    run(BIN / "uscope", "profile", events_file, "--out", out, "--backend", "vllm",
-        "--model", model_dir, "--lora", adapter, "--kv-cache-gib", "1", "--engine", "ray",
-        "--llm-stage", "ray-data-llm", "--workers", "1", "--chunk-size", str(N_USERS // 2),
-        "--batch-size", str(N_USERS), "--no-progress")
-    on_ray = ProfileSet.load(out)
+    on_ray = profile_on_ray(events, tmp_path, model_dir, adapter, "ray-data-llm",
+                            "--batch-size", str(N_USERS))
     same_rows(on_ray, reference["grounded"], "vllm")
     assert set(on_ray.frame["model"]) == {f"{model_dir}+{adapter}"}
-    assert not (tmp_path / "grounded.parquet.parts").exists()

@@ -8,6 +8,7 @@ building below is plain Python, testable without it.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -118,7 +119,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMChats(GroundedOrFree):
+class VLLMChats(GroundedOrFree, ABC):
     """Grounded (per-user regex) and free profiles from vLLM chat requests; a subclass says how
     a batch of chats is answered (``chat``): by an engine here (``VLLMBackend``) or from
     answers a ``ray.data.llm`` processor wrote (``uscope.profile.ray_llm``)."""
@@ -133,11 +134,11 @@ class VLLMChats(GroundedOrFree):
         self.names: set[str] = set()  # the population's names, for grounded profiles
         self.grounded_stats = GroundedStats()
 
+    @abstractmethod
     def chat(self, conversations: Sequence[list[dict]], params: Sequence[dict[str, Any]]
              ) -> list[tuple[str | None, bool]]:
         """(text, stopped before its token budget?) of each chat under its ``chat_params``;
         None when the engine returned no text."""
-        raise NotImplementedError
 
     def decode_constrained(self, conversations: Sequence[list[dict]], regexes: Sequence[str],
                            max_new_tokens: int, temperature: float) -> list[tuple[str, bool]]:
