@@ -55,6 +55,7 @@ from uscope.synth import (
     ExplorationPolicy,
     OutlinesDecoder,
     SynthConfig,
+    UserTables,
     fidelity,
     load_synth_lm,
 )
@@ -243,22 +244,18 @@ def constraint_audit(events: pd.DataFrame, generated: pd.DataFrame, stats: pd.Da
 def bootstrap_lead(real: pd.DataFrame, generated: dict, rival: str, axis: str, hour_bin: int,
                    draws: int = 1000, seed: int = 0) -> tuple[float, float, int]:
     """95% percentile interval of MAE(rival) - MAE(tuned LM) over the test users resampled
-    with replacement (each draw: the drawn users' real and generated events); draws where the
-    two sides share no place category are skipped and counted."""
+    with replacement (each draw: the drawn users' real and generated events, scored as
+    ``fidelity`` scores them, from per-user tables); draws where the two sides share no place
+    category are skipped and counted."""
     users = sorted(real["user_id"].unique())
-    parts = {name: dict(tuple(frame.groupby("user_id"))) for name, frame in
-             (("real", real), (TUNED, generated[TUNED]), (rival, generated[rival]))}
+    tables = UserTables({"real": real, TUNED: generated[TUNED], rival: generated[rival]},
+                        against=axis, hour_bin=hour_bin)
     rng = np.random.default_rng(seed)
     leads, skipped = [], 0
     for _ in range(draws):
-        pick = rng.choice(users, size=len(users))
-        drawn = {name: pd.concat([by_user[u] for u in pick if u in by_user])
-                 for name, by_user in parts.items()}
+        weights = tables.weights(rng.choice(users, size=len(users)))
         try:
-            leads.append(fidelity(drawn["real"], drawn[rival], against=axis,
-                                  hour_bin=hour_bin).mae
-                         - fidelity(drawn["real"], drawn[TUNED], against=axis,
-                                    hour_bin=hour_bin).mae)
+            leads.append(tables.mae("real", rival, weights) - tables.mae("real", TUNED, weights))
         except DataError:
             skipped += 1
     low, high = np.percentile(leads, [2.5, 97.5])

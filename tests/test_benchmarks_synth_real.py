@@ -7,10 +7,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from uscope.data import load_dataset
+from uscope.data.schema import DataError
 from uscope.synth.pairs import (
     Pair,
     allowed_pairs,
@@ -171,3 +173,42 @@ def test_the_first_generation_seed_keeps_the_single_seed_cache_key():
     args = SimpleNamespace(seed=0)
     assert generation_key("tuned", args, 0) == "test-tuned"
     assert generation_key("tuned", args, 1) == "test-tuned-gen1" != generation_key("tuned", args, 2)
+
+
+def _perturbed(events: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A stand-in generation: a resample of the events at other hours, app categories shuffled."""
+    rng = np.random.default_rng(seed)
+    out = events.sample(frac=0.8, replace=True, random_state=seed)
+    hours = pd.to_timedelta(rng.integers(0, 24, len(out)), unit="h")
+    return out.assign(timestamp=out["timestamp"].dt.normalize() + hours,
+                      app_category=rng.permutation(out["app_category"].to_numpy()))
+
+
+@pytest.mark.parametrize("axis", ["hour", "app_category"])
+def test_user_tables_score_each_resample_as_fidelity_does(check_ins, student_apps, axis):
+    from uscope.synth import UserTables, fidelity
+
+    apps = student_apps.assign(app_category=student_apps["app_category"].astype(str))
+    gps_only = apps[apps["user_id"] == "u00"].assign(user_id="gps", app=None)  # fixes, no app
+    unplaced = apps[apps["user_id"] == "u01"].assign(user_id="away", location_category=None)
+    places = check_ins[check_ins["user_id"].isin(sorted(check_ins["user_id"].unique())[:6])]
+    real = pd.concat([apps, gps_only, unplaced, places.assign(app_category=None)])
+    generated = _perturbed(real[real["user_id"] != "u01"], seed=3)  # u01 never generated
+    tables = UserTables({"real": real, "gen": generated}, against=axis, hour_bin=3)
+    users = sorted(real["user_id"].unique())
+    rng = np.random.default_rng(0)
+    picks = [["gps", "gps"], ["u01"], users[-6:], *(rng.choice(users, len(users))
+                                                     for _ in range(12))]
+    scored = 0
+    for pick in picks:
+        drawn = [pd.concat([side[side["user_id"] == u] for u in pick])
+                 for side in (real, generated)]
+        try:
+            expected = fidelity(*drawn, against=axis, hour_bin=3).mae
+        except DataError:
+            with pytest.raises(DataError):
+                tables.mae("real", "gen", tables.weights(pick))
+            continue
+        assert tables.mae("real", "gen", tables.weights(pick)) == pytest.approx(expected)
+        scored += 1
+    assert scored >= 10  # most draws have places on both sides

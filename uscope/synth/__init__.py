@@ -31,6 +31,7 @@ from uscope.synth.guard import (
 )
 from uscope.synth.job import JobSummary, run_synthesis_job
 from uscope.synth.pairs import Pair, allowed_pairs, exploration_candidates, population_pairs
+from uscope.synth.resample import UserTables
 from uscope.synth.serialise import TimedPair, format_sequence, generation_prompt, parse_sequence
 from uscope.synth.training import SFTDataConfig, sft_dataset, sft_examples
 
@@ -38,7 +39,7 @@ __all__ = [
     "BudgetCounter", "ConstraintViolation", "ExplorationPolicy", "ExplorationSignal",
     "Fidelity", "FreeTextDecoder", "JobSummary", "OutlinesDecoder", "Pair", "PairConstraint",
     "SFTDataConfig", "SynthConfig", "Synthesis", "SyntheticInEvaluation", "TimedPair",
-    "UserPlan", "agreement", "allowed_pairs", "choice_regex", "cramers_v", "detect_exploration",
+    "UserPlan", "UserTables", "agreement", "allowed_pairs", "choice_regex", "cramers_v", "detect_exploration",
     "exploration_candidates", "fidelity", "format_sequence", "generate_user",
     "generation_prompt", "load_synth_lm", "load_synthetic", "parse_sequence", "plan_users",
     "population_pairs", "require_real", "run_synthesis_job", "save_synthetic", "sft_dataset",
