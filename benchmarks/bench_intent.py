@@ -80,8 +80,13 @@ QUICK = {"held_out": 10, "teacher_steps": 4, "distill_steps": 4, "unlearn_steps"
          "finetune_steps": 2, "input_length": 10, "batch_size": 16}
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
+def parse(argv: list[str] | None = None, *, description: str | None = None,
+          own: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """This script's options; a script built on it passes its ``description`` and its ``own``
+    parser (parsed first by that script), whose options ``-h`` then lists too."""
+    p = argparse.ArgumentParser(
+        description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"{own.prog}'s own options:\n{own.format_help()}" if own else None)
     p.add_argument("--setting", choices=("auto", *SETTINGS), default="auto",
                    help="honor: event = app; mobile: event = place; auto: honor if apps")
     p.add_argument("--profiles", type=Path, default=None,

@@ -65,7 +65,7 @@ def main() -> None:
     extra.add_argument("--shift-pseudocount", type=float, default=2.0,
                        help="K: p_dev smoothed towards P_pop with K pseudo-windows")
     own, rest = extra.parse_known_args()
-    args = parse(rest)
+    args = parse(rest, description=__doc__, own=extra)
     if args.cache_dir is not None:
         raise SystemExit("bench_intent_device.py keeps no stage cache (--cache-dir is "
                          "bench_intent.py's)")

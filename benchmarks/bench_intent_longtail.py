@@ -172,7 +172,7 @@ def main() -> None:
     extra.add_argument("--cache-dir", type=Path, default=None,
                        help="default runs/intent_longtail (--quick: a temporary folder)")
     own, rest = extra.parse_known_args()
-    args = parse(rest)
+    args = parse(rest, description=__doc__, own=extra)
     own.folds = own.folds or ([0] if args.quick else list(range(6)))
     own.cache_dir = own.cache_dir or (Path(tempfile.mkdtemp(prefix="intent_longtail_"))
                                       if args.quick else Path("runs/intent_longtail"))

@@ -62,11 +62,16 @@ BOTH = ("netfp (real)", "foursquare-nyc (real)")
 
 @pytest.fixture(scope="module")
 def quick_runs(request, tmp_path_factory):
-    """Start every selected quick run, two at a time; key -> future of its result."""
+    """Start every selected quick run, two at a time, the slow ones first; key -> future of its
+    result."""
     tmp = tmp_path_factory.mktemp("bench")
-    selected = [item.callspec.params for item in request.session.items
-                if getattr(item, "originalname", "") == "test_quick_benchmark_runs_on_dataset"
-                and item.module.__name__ == __name__]
+    items = [item for item in request.session.items
+             if getattr(item, "originalname", "") == "test_quick_benchmark_runs_on_dataset"
+             and item.module.__name__ == __name__]
+    # the long runs start first, so the short ones fill the pool's end (both workers finish
+    # near together)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    selected = [item.callspec.params for item in items]
     pool = ThreadPoolExecutor(max_workers=2)
     futures = {}
     for params in selected:

@@ -88,3 +88,14 @@ def test_a_rerun_resumes_after_the_last_cached_stage(tmp_path):
     assert "population tuning (seed 0)" in report  # labelled as if run whole
     changed, _ = _bench_intent(cache, "--ablation-seeds", "1", "--unlearn-steps", "3")
     assert not any("cached in" in line for line in changed)  # other settings: not reused
+
+
+def test_scripts_built_on_bench_intent_describe_themselves_and_their_own_options():
+    for script, own in (("bench_intent_longtail", "--folds"),
+                        ("bench_intent_device", "--shift-pseudocount")):
+        done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{script}.py"), "-h"],
+                              capture_output=True, text=True, timeout=120, check=True)
+        first_line = (REPO / "benchmarks" / f"{script}.py").read_text().split("\n")[0]
+        assert first_line.strip('"') in done.stdout  # its docstring, not bench_intent's
+        assert f"{script}.py's own options:" in done.stdout and own in done.stdout
+        assert "--teacher-steps" in done.stdout  # and the options it shares
