@@ -83,10 +83,11 @@ QUICK = {"held_out": 10, "teacher_steps": 4, "distill_steps": 4, "unlearn_steps"
 def parse(argv: list[str] | None = None, *, description: str | None = None,
           own: argparse.ArgumentParser | None = None) -> argparse.Namespace:
     """This script's options; a script built on it passes its ``description`` and its ``own``
-    parser (parsed first by that script), whose options ``-h`` then lists too."""
+    parser (parsed first by that script; ``usage=argparse.SUPPRESS``), whose options ``-h``
+    then lists too."""
     p = argparse.ArgumentParser(
         description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"{own.prog}'s own options:\n{own.format_help()}" if own else None)
+        epilog=f"{own.prog}'s own {own.format_help()}" if own else None)
     p.add_argument("--setting", choices=("auto", *SETTINGS), default="auto",
                    help="honor: event = app; mobile: event = place; auto: honor if apps")
     p.add_argument("--profiles", type=Path, default=None,

@@ -61,7 +61,7 @@ def variants(k: float) -> list[tuple[str, str, dict]]:
 
 
 def main() -> None:
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = argparse.ArgumentParser(add_help=False, usage=argparse.SUPPRESS)
     extra.add_argument("--shift-pseudocount", type=float, default=2.0,
                        help="K: p_dev smoothed towards P_pop with K pseudo-windows")
     own, rest = extra.parse_known_args()

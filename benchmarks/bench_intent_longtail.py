@@ -164,7 +164,7 @@ def seen_rows(y, seen, predictions: dict, counts, sizes=(3, 8)) -> list[dict]:
 
 
 def main() -> None:
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = argparse.ArgumentParser(add_help=False, usage=argparse.SUPPRESS)
     extra.add_argument("--folds", type=int, nargs="+", default=None, help="default 0-5")
     extra.add_argument("--validation-cache", type=Path, default=None, metavar="NPZ",
                        help="a fold cached by a --validation N run of this script: reported "

@@ -245,8 +245,9 @@ def bootstrap_lead(real: pd.DataFrame, generated: dict, rival: str, axis: str, h
                    draws: int = 1000, seed: int = 0) -> tuple[float, float, int]:
     """95% percentile interval of MAE(rival) - MAE(tuned LM) over the test users resampled
     with replacement (each draw: the drawn users' real and generated events, scored as
-    ``fidelity`` scores them, from per-user tables); draws where the two sides share no place
-    category are skipped and counted."""
+    ``fidelity`` scores them, from per-user tables); draws ``fidelity`` refuses (the two sides
+    share no place category; on the app axis, a side without app uses) are skipped and
+    counted."""
     users = sorted(real["user_id"].unique())
     tables = UserTables({"real": real, TUNED: generated[TUNED], rival: generated[rival]},
                         against=axis, hour_bin=hour_bin)

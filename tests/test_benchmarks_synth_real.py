@@ -191,24 +191,40 @@ def test_user_tables_score_each_resample_as_fidelity_does(check_ins, student_app
     apps = student_apps.assign(app_category=student_apps["app_category"].astype(str))
     gps_only = apps[apps["user_id"] == "u00"].assign(user_id="gps", app=None)  # fixes, no app
     unplaced = apps[apps["user_id"] == "u01"].assign(user_id="away", location_category=None)
-    places = check_ins[check_ins["user_id"].isin(sorted(check_ins["user_id"].unique())[:6])]
-    real = pd.concat([apps, gps_only, unplaced, places.assign(app_category=None)])
+    visitors = sorted(check_ins["user_id"].unique())[:6]
+    places = check_ins[check_ins["user_id"].isin(visitors)].assign(app_category=None)
+    untimed = places[places["user_id"] == visitors[0]].assign(user_id="untimed")
+    untimed.loc[:, "timestamp"] = pd.NaT  # same dtype, no value
+    real = pd.concat([apps, gps_only, unplaced, places, untimed])
     generated = _perturbed(real[real["user_id"] != "u01"], seed=3)  # u01 never generated
     tables = UserTables({"real": real, "gen": generated}, against=axis, hour_bin=3)
-    users = sorted(real["user_id"].unique())
-    rng = np.random.default_rng(0)
-    picks = [["gps", "gps"], ["u01"], users[-6:], *(rng.choice(users, len(users))
-                                                     for _ in range(12))]
-    scored = 0
-    for pick in picks:
+
+    def both(pick):
+        """fidelity on the concatenated draw and UserTables on its weights (None: DataError)"""
         drawn = [pd.concat([side[side["user_id"] == u] for u in pick])
                  for side in (real, generated)]
-        try:
-            expected = fidelity(*drawn, against=axis, hour_bin=3).mae
-        except DataError:
-            with pytest.raises(DataError):
-                tables.mae("real", "gen", tables.weights(pick))
-            continue
-        assert tables.mae("real", "gen", tables.weights(pick)) == pytest.approx(expected)
-        scored += 1
-    assert scored >= 10  # most draws have places on both sides
+        scores = []
+        for score in (lambda: fidelity(*drawn, against=axis, hour_bin=3).mae,
+                      lambda: tables.mae("real", "gen", tables.weights(pick))):
+            try:
+                scores.append(score())
+            except DataError:
+                scores.append(None)
+        return scores
+
+    # app uses without a place still make the table keep app uses only: nothing placed is left
+    assert both(["away", "gps"]) == [None, None] == both(["away", visitors[1]])
+    assert both(["untimed", visitors[1]]) == [None, None]  # no time (hour) or no app
+    users = sorted(real["user_id"].unique())
+    rng = np.random.default_rng(0)
+    scored = 0
+    for pick in [["gps", "gps"], ["u01"], ["untimed", "u00"], visitors,
+                 *(rng.choice(users, len(users)) for _ in range(20))]:
+        expected, got = both(pick)
+        assert (expected is None) == (got is None), pick
+        if expected is not None:
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+            scored += 1
+    assert scored >= 10  # most draws have places (and, on the app axis, app uses) on both sides
+    with pytest.raises(ValueError, match="has no events"):
+        tables.weights(["nobody"])

@@ -5,8 +5,9 @@ the drawn users' real events against their generated ones. ``fidelity`` builds t
 two Cramer's V per call, so a thousand draws cost minutes. Here each user's counts are tabulated
 once on labels shared by every side, and a resample is a weighted sum of those tables (weights =
 how often each user was drawn). The result equals ``fidelity(real, generated,
-normalise="location").mae`` on the concatenated draw, with the same filters as ``contingency``:
-events without a place are left out, and a pooled table with any app use keeps app uses only.
+normalise="location").mae`` on the concatenated draw, with the same filters and errors as
+``contingency``: events without a place are left out, a pooled table with any app use keeps app
+uses only, and the hour axis refuses a drawn event without a time. User ids compare as text.
 """
 
 from __future__ import annotations
@@ -21,22 +22,41 @@ from uscope.synth.fidelity import AXES, agreement, hour_labels
 
 
 @dataclass(frozen=True)
-class SideCounts:
-    """One side's per-user counts: (users, location categories, columns) of all placed events
-    and of placed app uses, and which users have an app use at all (placed or not)."""
+class EventCounts:
+    """Per-user counts of one set of events: (users, location categories, columns), and how
+    many of each user's events have no time (they have no hour label)."""
 
-    placed: np.ndarray
-    app_uses: np.ndarray
+    table: np.ndarray
+    untimed: np.ndarray
+
+
+@dataclass(frozen=True)
+class SideCounts:
+    """One side's placed events and placed app uses, and which users have an app use at all
+    (placed or not)."""
+
+    placed: EventCounts
+    app_uses: EventCounts
     has_app: np.ndarray
 
     def pooled(self, weights: np.ndarray, against: str, side: str) -> np.ndarray:
         """The contingency table of the weighted users (``contingency``'s filters)."""
-        with_apps = bool((weights[self.has_app] > 0).any())
+        drawn = weights > 0
+        with_apps = bool(drawn[self.has_app].any())
         if against == "app_category" and not with_apps:
             raise DataError("no drawn event has an app; eq. 26 needs app-location pairs",
                             source=side, field="app")
         counts = self.app_uses if with_apps else self.placed
-        return np.tensordot(weights, counts, axes=1)
+        if counts.untimed[drawn].any():
+            raise DataError("the hour axis needs event times, and some events have none",
+                            source=side, field="timestamp")
+        return np.tensordot(weights, counts.table, axes=1)
+
+
+def _user_ids(events: pd.DataFrame, side: str) -> pd.Series:
+    if events["user_id"].isna().any():
+        raise DataError("an event has no user_id", source=side, field="user_id")
+    return events["user_id"].astype(str)
 
 
 class UserTables:
@@ -48,44 +68,66 @@ class UserTables:
         if against not in AXES:
             raise ValueError(f"against must be one of {AXES}, got {against!r}")
         self.against = against
-        labelled = {name: self._labelled(events, hour_bin) for name, events in sides.items()}
-        self.users = sorted({str(u) for events in sides.values() for u in events["user_id"]})
-        rows = sorted({r for frame in labelled.values() for r in frame["row"]})
-        columns = sorted({c for frame in labelled.values() for c in frame["column"]})
-        shape = (len(self.users), len(rows), len(columns))
-        codes = {"user": {u: i for i, u in enumerate(self.users)},
-                 "row": {r: i for i, r in enumerate(rows)},
+        ids = {name: _user_ids(events, name) for name, events in sides.items()}
+        labelled = {name: self._labelled(events.assign(user_id=ids[name]), hour_bin)
+                    for name, events in sides.items()}
+        self.users = sorted(set().union(*(side_ids.unique() for side_ids in ids.values())))
+        self.position = {u: i for i, u in enumerate(self.users)}
+        rows = sorted(set().union(*(frame["row"].unique() for frame in labelled.values())))
+        columns = sorted(set().union(*(frame["column"].dropna().unique()
+                                       for frame in labelled.values())))
+        codes = {"row": {r: i for i, r in enumerate(rows)},
                  "column": {c: i for i, c in enumerate(columns)}}
         self.sides = {}
         for name, frame in labelled.items():
-            users_with_apps = sides[name].loc[sides[name]["app"].notna(), "user_id"]
-            has_app = np.isin(self.users, users_with_apps.astype(str).unique())
-            index = tuple(frame[axis].map(codes[axis]).to_numpy(int) for axis in codes)
-            placed, app_uses = np.zeros(shape), np.zeros(shape)
-            np.add.at(placed, index, 1.0)
             app = frame["app"].to_numpy(bool)
-            np.add.at(app_uses, tuple(axis[app] for axis in index), 1.0)
-            self.sides[name] = SideCounts(placed, app_uses, has_app)
+            with_apps = ids[name][sides[name]["app"].notna()].unique()
+            self.sides[name] = SideCounts(
+                self._counts(frame, codes, np.ones(len(frame), bool)),
+                self._counts(frame, codes, app),
+                np.isin(self.users, with_apps))
 
     def _labelled(self, events: pd.DataFrame, hour_bin: int) -> pd.DataFrame:
-        """(user, row label, column label, has app) of each placed event with a column label."""
+        """(user, row label, column label or missing, app use?) of each placed event."""
         placed = events[events["location_category"].notna()]
-        column = placed["app_category"].astype(str) if self.against == "app_category" else \
-            hour_labels(placed["timestamp"], hour_bin)
-        frame = pd.DataFrame({"user": placed["user_id"].astype(str),
-                              "row": placed["location_category"].astype(str),
-                              "column": column, "app": placed["app"].notna()})
-        return frame[frame["column"].notna()]  # crosstab leaves out a missing app category
+        if self.against == "app_category":
+            column = placed["app_category"].astype(str)
+        else:
+            timed = placed["timestamp"].notna()
+            column = pd.Series(pd.NA, index=placed.index, dtype=object)
+            column[timed] = hour_labels(placed.loc[timed, "timestamp"], hour_bin)
+        return pd.DataFrame({"user": placed["user_id"],
+                             "row": placed["location_category"].astype(str),
+                             "column": column, "app": placed["app"].notna(),
+                             "untimed": column.isna() & (self.against == "hour")})
+
+    def _counts(self, frame: pd.DataFrame, codes: dict, keep: np.ndarray) -> EventCounts:
+        """Counts of the ``keep`` events; a missing app category is left out (pandas 3 keeps it
+        missing after ``astype(str)`` and crosstab drops it; pandas 2 makes it the text "nan"
+        on both paths), an untimed event is counted apart."""
+        frame = frame[keep]
+        users = frame["user"].map(self.position).to_numpy(int)
+        untimed = np.bincount(users[frame["untimed"].to_numpy(bool)],
+                              minlength=len(self.users))
+        labelled = frame["column"].notna().to_numpy()
+        table = np.zeros((len(self.users), len(codes["row"]), len(codes["column"])))
+        np.add.at(table, (users[labelled],
+                          frame["row"][labelled].map(codes["row"]).to_numpy(int),
+                          frame["column"][labelled].map(codes["column"]).to_numpy(int)), 1.0)
+        return EventCounts(table, untimed)
 
     def weights(self, users) -> np.ndarray:
         """How often each of ``self.users`` occurs in ``users`` (a draw with replacement)."""
-        position = {u: i for i, u in enumerate(self.users)}
-        picked = [position[str(u)] for u in users if str(u) in position]
-        return np.bincount(np.asarray(picked, int), minlength=len(self.users)).astype(float)
+        unknown = [u for u in users if str(u) not in self.position]
+        if unknown:
+            raise ValueError(f"user {unknown[0]!r} has no events on any side")
+        picked = np.asarray([self.position[str(u)] for u in users], int)
+        return np.bincount(picked, minlength=len(self.users)).astype(float)
 
     def mae(self, real: str, generated: str, weights: np.ndarray) -> float:
         """``fidelity(...).mae`` (eq. 26, ``normalise="location"``) of the weighted users: rows
-        are the location categories placed on both sides, columns those seen on either."""
+        are the location categories placed on both sides, columns those seen on either. A
+        single shared cell raises ValueError, as ``agreement`` does."""
         tables = [self.sides[name].pooled(weights, self.against, name)
                   for name in (real, generated)]
         rows = (tables[0].sum(axis=1) > 0) & (tables[1].sum(axis=1) > 0)
