@@ -12,8 +12,11 @@ and for sampled completions CRPS and 50% / 90% interval coverage.
     python benchmarks/bench_umask_months.py --validation --spatial latlon --steps 1000 --seeds 0
     python benchmarks/bench_umask_months.py --seeds 0 1 2 --jobs 3          # the reported run
     python benchmarks/bench_umask_months.py --quick                         # smoke run
+    python benchmarks/bench_umask_months.py --anchor-cost --anchors SAITS PatchTST CSDI \
+        --anchor-batch-sizes 32 4 --threads 2          # what one anchor seed costs here
 
-Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-months-<name>`).
+Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-months-<name>`);
+`--anchor-cost` writes `umask-anchor-cost` (``umask_anchor_cost``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -37,7 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
 from bench_umask import CONTROL, TASKS, split_users, train_model
-from umask_anchors import ANCHORS, anchor_samples, fit_anchor
+from umask_anchor_cost import cost_rows, measure
+from umask_anchor_cost import render as render_cost
+from umask_anchors import (
+    ANCHORS,
+    BATCH_SIZE,
+    anchor_inputs,
+    anchor_samples,
+    device_name,
+    fit_anchor,
+)
 from umask_data import (
     BenchData,
     Horizon,
@@ -48,9 +59,8 @@ from umask_data import (
 )
 from umask_months_report import NOISE, STANDIN, render
 
-from generative.evaluate import baseline_evidence, compare, sample_errors
+from generative.evaluate import compare, sample_errors
 from generative.standin import histogram_embedding
-from generative.tasks import task_masks
 from generative.uncertainty import sample_scores
 
 
@@ -110,13 +120,7 @@ def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: d
     see (``baseline_evidence``), into ``out``; each anchor fitted, then run on every task."""
     V, O = torch.from_numpy(data.values), torch.from_numpy(data.observed)
     test, train = split
-    tasks = layout.tasks()
-    long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
-    val_keep = task_masks(tasks, long_id, O[train]).candidates
-    evidence = {}
-    for tid, task in enumerate(tasks):
-        tm = task_masks(tasks, torch.full((len(test),), tid), O[test])
-        evidence[task.name] = (tm.target, baseline_evidence(tm, task, seed))
+    val_keep, evidence = anchor_inputs(layout.tasks(), O, split, seed)
     gpu = args.anchor_device.startswith("cuda")
     out["anchors"] = {}
     for name in args.anchors:
@@ -139,12 +143,6 @@ def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: d
                                 **({"samples": args.anchor_samples} if name == "CSDI" else {}),
                                 **({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20}
                                    if gpu else {})}
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{os.cpu_count()}-core CPU" if device == "cpu" else device
 
 
 def fingerprint(data: BenchData, layout: Horizon) -> dict:
@@ -271,6 +269,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="the --workdir of an --anchors-only run of the same seeds and data "
                          "options: its anchors join the report (refused if it scored other "
                          "tensors, layout or test users)")
+    ap.add_argument("--anchor-cost", action="store_true",
+                    help="time one epoch and one completion of each --anchors at each "
+                         "--anchor-batch-sizes, a process each, and project one seed of the "
+                         "budget; writes umask-anchor-cost")
+    ap.add_argument("--anchor-batch-sizes", type=int, nargs="+", default=[BATCH_SIZE],
+                    help="--anchor-cost: batch sizes to time (the reported run uses "
+                         f"{BATCH_SIZE})")
+    ap.add_argument("--cost-users", type=int, default=4,
+                    help="--anchor-cost: test users of the timed completion")
+    ap.add_argument("--cost-worker", nargs=2, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--save-tensors", default=None, metavar="NPZ",
                     help="write the tensors and h_u to NPZ and stop (--tensors reads them on "
                          "a machine without the dataset)")
@@ -287,14 +295,16 @@ def main(argv: list[str] | None = None) -> None:
     add_dataset_args(ap, default="foursquare-nyc")
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(ap, argv, quick=QUICK)
-    if args.tensors and not args.anchors_only:
-        ap.error("--tensors needs --anchors-only (a report needs the dataset itself)")
+    if args.tensors and not (args.anchors_only or args.anchor_cost):
+        ap.error("--tensors needs --anchors-only or --anchor-cost (a report needs the dataset "
+                 "itself)")
     split = "valid" if args.validation else "test"
-    part = "-anchors" if args.anchors_only else ""
+    part = "-cost" if args.anchor_cost else "-anchors" if args.anchors_only else ""
     args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_months_") if args.quick
                                     else f"runs/umask_months/{args.spatial}-{split}{part}")
     torch.set_num_threads(args.threads)
     layout = layout_of(args)
+    loaded = None
     if args.tensors:
         data = load_bench_data(args.tensors)
         if data.values.shape[2] != layout.n_slots:
@@ -307,6 +317,21 @@ def main(argv: list[str] | None = None) -> None:
     if args.save_tensors:
         save_bench_data(data, args.save_tensors)
         print(f"wrote {args.save_tensors}: tensors {data.values.shape}")
+        return
+    if args.cost_worker is not None:
+        name, batch = args.cost_worker
+        out = measure(data, layout, name, int(batch), args)
+        (Path(args.workdir) / f"cost-{name}-{batch}.json").write_text(json.dumps(out))
+        return
+    if args.anchor_cost:
+        body = quick_banner(args) + render_cost(data, layout, cost_rows(data, args, argv,
+                                                                        __file__), args)
+        if loaded is None:
+            print(body + "\n(not written to BENCHMARKS.md: tensors from --tensors)")
+            return
+        args.no_write |= args.validation
+        report(args, loaded, "umask-anchor-cost", "Learned anchors: the cost of one seed "
+               "(issue 19)", body)
         return
     if args.worker_seed is not None:
         out = run_seed(data, layout, args.worker_seed, args)

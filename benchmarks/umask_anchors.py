@@ -11,6 +11,7 @@ three takes a per-user static input, so none can be given h_u.
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -18,6 +19,31 @@ import torch
 from torch import Tensor
 
 ANCHORS = ("SAITS", "PatchTST", "CSDI")
+BATCH_SIZE = 32   # the reported run's, for every anchor
+
+
+def anchor_inputs(tasks, observed: Tensor, split: tuple[Tensor, Tensor], seed: int):
+    """What the anchors of one seed see: the training users' long-term history (the evidence
+    of their early-stopping users), and per task the test users' (target, evidence), the
+    evidence the statistical baselines see (``baseline_evidence``)."""
+    from generative.evaluate import baseline_evidence
+    from generative.tasks import task_masks
+
+    test, train = split
+    long_id = torch.full((len(train),), [t.name for t in tasks].index("long_term"))
+    val_keep = task_masks(tasks, long_id, observed[train]).candidates
+    evidence = {}
+    for tid, task in enumerate(tasks):
+        tm = task_masks(tasks, torch.full((len(test),), tid), observed[test])
+        evidence[task.name] = (tm.target, baseline_evidence(tm, task, seed))
+    return val_keep, evidence
+
+
+def device_name(device: str) -> str:
+    """``device`` in words: the GPU's name, or how many cores a CPU has."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{os.cpu_count()}-core CPU" if device == "cpu" else device
 
 
 def to_series(values: Tensor, keep: Tensor | None = None) -> np.ndarray:
@@ -40,12 +66,12 @@ def from_series(series: np.ndarray, shape: tuple[int, ...]) -> Tensor:
 
 
 def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int | None,
-          device: str = "cpu", verbose: bool = False):
+          device: str = "cpu", verbose: bool = False, batch_size: int = BATCH_SIZE):
     """An anchor at the CPU budget of the benchmark (sizes in its table note); ``verbose``:
     PyPOTS logs every epoch."""
     from pypots.imputation import CSDI, SAITS, PatchTST
 
-    common = {"batch_size": 32, "epochs": epochs, "device": device, "saving_path": None,
+    common = {"batch_size": batch_size, "epochs": epochs, "device": device, "saving_path": None,
               "verbose": verbose, "patience": None if patience is None else min(patience, epochs)}
     if name == "SAITS":
         return SAITS(n_steps, n_features, n_layers=2, d_model=64, n_heads=4, d_k=16, d_v=16,
@@ -64,7 +90,7 @@ def build(name: str, n_steps: int, n_features: int, epochs: int, patience: int |
 
 def fit_anchor(name: str, values: Tensor, observed: Tensor, val_keep: Tensor, seed: int,
                epochs: int, patience: int = 5, val_fraction: float = 0.1, device: str = "cpu",
-               verbose: bool = False):
+               verbose: bool = False, batch_size: int = BATCH_SIZE):
     """Fit one anchor on training users on ``device``; ``val_keep`` (N, T, H, W): evidence of
     the held-out share (the long-term history). The held-out users are U-MASK's
     (``split_validation``). Returns (model, seconds)."""
@@ -74,7 +100,7 @@ def fit_anchor(name: str, values: Tensor, observed: Tensor, val_keep: Tensor, se
     np.random.seed(seed)
     _, c, t, h, w = values.shape
     model = build(name, t, c * h * w, epochs, patience if val_fraction > 0 else None, device,
-                  verbose)
+                  verbose, batch_size)
     t0 = time.perf_counter()
     if val_fraction > 0:
         fit, val = split_validation(values.shape[0], val_fraction, seed)

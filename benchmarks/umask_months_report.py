@@ -39,9 +39,9 @@ How these settings were chosen and how to read the tables:
   zero-inflated targets says how often the samples put mass exactly on zero.
 - Anchors: SAITS and PatchTST from PyPOTS 1.3 (2 layers, d_model 64, Adam, MAE loss, early
   stopping on the validation users' long-term window). None accepts a per-user input, so none
-  is shown with h_u. CSDI (`--anchors CSDI`, 16 samples, as many as U-MASK's CRPS pass) is
-  too slow for a CPU: in a smoke run at T = 112 it took 243 s to draw 2 samples for 6 users
-  over 3 tasks, and 8 GB. On an H200 (2026-12-04, 3 seed processes sharing the GPU) it
+  is shown with h_u. CSDI (`--anchors CSDI`, 16 samples, as many as U-MASK's CRPS pass) needs
+  a GPU: on a 2-core CPU one seed of this budget would take about 33 hours at batch 4, and
+  batch 32 outgrew 24 GiB (`--anchor-cost`, BENCHMARKS `umask-anchor-cost`). On an H200 (2026-12-04, 3 seed processes sharing the GPU) it
   trained at about 7 s an epoch at T = 448, its validation loss still falling at epoch 15:
   a GPU machine runs it with `--anchors-only` from `--save-tensors` tensors, one seed at a
   time, and `--anchor-results` joins its rows, measured on the device the header names.

@@ -131,3 +131,45 @@ def test_anchors_run_from_saved_tensors_without_the_dataset_and_join_the_report(
     assert "\n| SAITS |" in joined.stdout
     assert (f"Anchors (PyPOTS): SAITS ({os.cpu_count()}-core CPU, an `--anchors-only` run "
             "joined by `--anchor-results`, up to 1 epochs") in joined.stdout
+
+
+def test_a_cost_worker_the_machine_kills_still_reports_its_peak_memory():
+    from umask_anchor_cost import outcome, run_worker
+
+    code, peak_mb, seconds = run_worker([sys.executable, "-c", (
+        "import os, signal; block = b'x' * (300 * 2**20); os.kill(os.getpid(), signal.SIGKILL)")])
+    assert code == -9 and peak_mb >= 300
+    assert outcome(code, seconds).startswith("killed by SIGKILL after ")
+    code, _, seconds = run_worker([sys.executable, "-c", "raise SystemExit(3)"])
+    assert outcome(code, seconds).startswith("failed (exit 3) after ")
+
+
+def _table(stdout: str) -> dict[str, dict[str, str]]:
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return {row[0]: dict(zip(header, row, strict=True))
+            for row in ([cell.strip() for cell in line.strip("|").split("|")]
+                        for line in lines[1:])}
+
+
+@pytest.mark.slow
+def test_anchor_cost_times_each_anchor_in_its_own_process_and_projects_one_seed(tmp_path):
+    done = run(command("bench_umask_months", None, (
+        "--anchor-cost", "--anchors", "SAITS", "CSDI", "--anchor-batch-sizes", "4",
+        "--slot-hours", "6", "--grid", "2", "2", "--anchor-epochs", "4000",
+        "--anchor-samples", "300", "--cost-users", "2")), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ("tensor (C, T, H, W) = (11, 56, 2, 2), 44 features a slot for the anchors; seed 0's "
+            "split: 24 training users (5 of them validate every epoch), 6 test users") in done.stdout
+    rows = _table(done.stdout)
+    assert set(rows) == {"SAITS", "CSDI"}
+    assert rows["SAITS"]["samples per user"] == "1" and rows["CSDI"]["samples per user"] == "300"
+    for row in rows.values():
+        assert row["outcome"] == "measured" and row["batch size"] == "4"
+        assert float(row["peak RSS (MB)"]) > 100
+    csdi = rows["CSDI"]      # 4000 epochs, then 3 tasks x 6 test users x 300 samples
+    epoch, completion = (float(csdi["one epoch, with validation (s)"]),
+                         float(csdi["one completion (s per user)"]))
+    assert epoch > 0 and completion > 0
+    assert float(csdi["one seed at the budget (h)"]) == pytest.approx(
+        (4000 * epoch + 3 * 6 * 300 * completion) / 3600, rel=0.02)
