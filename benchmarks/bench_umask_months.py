@@ -13,7 +13,7 @@ and for sampled completions CRPS and 50% / 90% interval coverage.
     python benchmarks/bench_umask_months.py --seeds 0 1 2 --jobs 3          # the reported run
     python benchmarks/bench_umask_months.py --quick                         # smoke run
     python benchmarks/bench_umask_months.py --anchor-cost --anchors SAITS PatchTST CSDI \
-        --anchor-batch-sizes 32 4 --threads 2          # what one anchor seed costs here
+        --anchor-batch-size 32 4 --threads 2           # what one anchor seed costs here
 
 Writes the `umask-months` section of BENCHMARKS.md (another dataset: `umask-months-<name>`);
 `--anchor-cost` writes `umask-anchor-cost` (``umask_anchor_cost``).
@@ -48,6 +48,7 @@ from umask_anchors import (
     anchor_samples,
     device_name,
     fit_anchor,
+    gpu_peak,
 )
 from umask_data import (
     BenchData,
@@ -122,13 +123,15 @@ def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: d
     test, train = split
     val_keep, evidence = anchor_inputs(layout.tasks(), O, split, seed)
     gpu = args.anchor_device.startswith("cuda")
+    batch = args.anchor_batch_size[0]
     out["anchors"] = {}
     for name in args.anchors:
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         model, out["train_seconds"][name] = fit_anchor(
             name, V[train], O[train], val_keep, seed, args.anchor_epochs, args.anchor_patience,
-            args.val_fraction, device=args.anchor_device, verbose=args.anchor_verbose)
+            args.val_fraction, device=args.anchor_device, verbose=args.anchor_verbose,
+            batch_size=batch)
         print(f"  seed {seed}: fitted {name} in {out['train_seconds'][name]:.0f}s", flush=True)
         seconds = out["sample_seconds"].setdefault(name, {})
         for task in TASKS:
@@ -140,9 +143,9 @@ def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: d
             print(f"  seed {seed}: {name} completed {task} in {seconds[task]:.0f}s", flush=True)
         out["anchors"][name] = {"device": device_name(args.anchor_device),
                                 "epochs": args.anchor_epochs, "patience": args.anchor_patience,
+                                "batch_size": batch,
                                 **({"samples": args.anchor_samples} if name == "CSDI" else {}),
-                                **({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20}
-                                   if gpu else {})}
+                                **gpu_peak(args.anchor_device)}
 
 
 def fingerprint(data: BenchData, layout: Horizon) -> dict:
@@ -271,11 +274,10 @@ def main(argv: list[str] | None = None) -> None:
                          "tensors, layout or test users)")
     ap.add_argument("--anchor-cost", action="store_true",
                     help="time one epoch and one completion of each --anchors at each "
-                         "--anchor-batch-sizes, a process each, and project one seed of the "
-                         "budget; writes umask-anchor-cost")
-    ap.add_argument("--anchor-batch-sizes", type=int, nargs="+", default=[BATCH_SIZE],
-                    help="--anchor-cost: batch sizes to time (the reported run uses "
-                         f"{BATCH_SIZE})")
+                         "--anchor-batch-size, a process each, and project one seed of the "
+                         "budget; writes umask-anchor-cost (--reuse keeps timed ones)")
+    ap.add_argument("--anchor-batch-size", type=int, nargs="+", default=[BATCH_SIZE],
+                    help="batch size of the anchors; --anchor-cost times each one given")
     ap.add_argument("--cost-users", type=int, default=4,
                     help="--anchor-cost: test users of the timed completion")
     ap.add_argument("--cost-worker", nargs=2, default=None, help=argparse.SUPPRESS)
@@ -283,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="write the tensors and h_u to NPZ and stop (--tensors reads them on "
                          "a machine without the dataset)")
     ap.add_argument("--tensors", default=None, metavar="NPZ",
-                    help="the --save-tensors file instead of the dataset (with --anchors-only)")
+                    help="the --save-tensors file instead of the dataset (with --anchors-only "
+                         "or --anchor-cost)")
     ap.add_argument("--embedding", choices=["uscope", "standin"], default="uscope")
     ap.add_argument("--validation", action="store_true",
                     help="score on a fifth of each seed's training users; never writes")
@@ -298,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.tensors and not (args.anchors_only or args.anchor_cost):
         ap.error("--tensors needs --anchors-only or --anchor-cost (a report needs the dataset "
                  "itself)")
+    if len(args.anchor_batch_size) > 1 and not args.anchor_cost:
+        ap.error("--anchor-batch-size takes one size, or several with --anchor-cost")
     split = "valid" if args.validation else "test"
     part = "-cost" if args.anchor_cost else "-anchors" if args.anchors_only else ""
     args.workdir = args.workdir or (tempfile.mkdtemp(prefix="bench_umask_months_") if args.quick
@@ -324,8 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         (Path(args.workdir) / f"cost-{name}-{batch}.json").write_text(json.dumps(out))
         return
     if args.anchor_cost:
-        body = quick_banner(args) + render_cost(data, layout, cost_rows(data, args, argv,
-                                                                        __file__), args)
+        rows = cost_rows(data, args, argv, __file__, fingerprint(data, layout))
+        body = quick_banner(args) + render_cost(data, rows, args)
         if loaded is None:
             print(body + "\n(not written to BENCHMARKS.md: tensors from --tensors)")
             return

@@ -7,7 +7,8 @@ stopping makes every epoch (CSDI's scores every diffusion step); one completion 
 users from the long-term evidence (CSDI: one sample, all its reverse diffusion steps); and the
 process's peak RSS, read when it ends, so a process the machine kills still reports it. One
 seed of the reported budget then needs ``epochs x epoch + tasks x test users x samples x
-completion``: an upper bound when early stopping ends training sooner.
+completion``: an upper bound when early stopping ends training sooner. Each finished row is
+kept in the work folder, so ``--reuse`` resumes a long run where it stopped.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import torch
 from _report import markdown_table
-from bench_umask import split_users
-from umask_anchors import anchor_inputs, anchor_samples, device_name, fit_anchor
+from bench_umask import TASKS, split_users
+from umask_anchors import anchor_inputs, anchor_samples, device_name, fit_anchor, gpu_peak
 from umask_data import BenchData, Horizon, save_bench_data
+
+from generative.train import split_validation
 
 TIMED_TASK = "long_term"
 
@@ -55,10 +58,9 @@ def measure(data: BenchData, layout: Horizon, name: str, batch: int, args) -> di
     seen = evidence[TIMED_TASK][1][:k]
     t0 = time.perf_counter()
     anchor_samples(name, model, V[test[:k]], seen, n_samples=1)
-    gpu = args.anchor_device.startswith("cuda")
     return {"epoch_seconds": epoch_s, "completion_seconds": (time.perf_counter() - t0) / k,
             "timed_users": k, "device": device_name(args.anchor_device),
-            **({"peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20} if gpu else {})}
+            **gpu_peak(args.anchor_device)}
 
 
 def run_worker(argv: list[str]) -> tuple[int, float, float]:
@@ -79,57 +81,87 @@ def outcome(code: int, seconds: float) -> str:
     return f"failed (exit {code}) after {seconds:.0f} s"
 
 
-def cost_rows(data: BenchData, args, argv: list[str], script: str) -> list[dict]:
+def cost_rows(data: BenchData, args, argv: list[str], script: str, data_key: dict
+              ) -> list[dict]:
     """Every (anchor, batch size) of ``args`` in a worker process of ``script`` (with
-    ``argv``), one after another."""
+    ``argv``), one after another. With ``--reuse``, a row finished in ``--workdir`` on the same
+    data (``data_key``) and timing options is kept."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    tensors = work / "tensors.npz"
-    save_bench_data(data, str(tensors))
+    tensors = work / "tensors.npz"     # written afresh when a worker is needed
+    tensors.unlink(missing_ok=True)
+    setting = {"data": data_key, "seed": args.seeds[0], "validation": args.validation,
+               "threads": args.threads, "device": args.anchor_device,
+               "val_fraction": args.val_fraction, "cost_users": args.cost_users}
     rows = []
     for name in args.anchors:
-        for batch in args.anchor_batch_sizes:
-            result = work / f"cost-{name}-{batch}.json"
-            result.unlink(missing_ok=True)
+        for batch in args.anchor_batch_size:
+            path = work / f"cost-{name}-{batch}.json"      # the worker's, then the whole row
+            kept = json.loads(path.read_text()) if args.reuse and path.exists() else {}
+            if kept.get("setting") == setting:
+                rows.append(kept)
+                print(f"{name} at batch {batch}: kept from {path}", flush=True)
+                continue
+            path.unlink(missing_ok=True)
+            if not tensors.exists():
+                save_bench_data(data, str(tensors))
             code, peak_mb, seconds = run_worker(
                 [sys.executable, script, *argv, "--tensors", str(tensors),
                  "--workdir", str(work), "--cost-worker", name, str(batch)])
             row = {"anchor": name, "batch": batch, "outcome": outcome(code, seconds),
-                   "peak_rss_mb": peak_mb}
-            if code == 0:
-                row.update(json.loads(result.read_text()))
+                   "peak_rss_mb": peak_mb, **(json.loads(path.read_text()) if code == 0 else {}),
+                   "setting": setting}
+            path.write_text(json.dumps(row))
             rows.append(row)
             print(f"{name} at batch {batch}: {row['outcome']}", flush=True)
+    tensors.unlink(missing_ok=True)
     return rows
 
 
-def render(data: BenchData, layout: Horizon, rows: list[dict], args) -> str:
-    """The header and the table of ``cost_rows``."""
-    test, train = split_users(data.values.shape[0], args.seeds[0], args.validation)
-    n_val = max(1, round(len(train) * args.val_fraction))   # generative.train.split_validation
-    tasks = len(layout.tasks())
+def render(data: BenchData, rows: list[dict], args) -> str:
+    """The header, the table of ``cost_rows`` and how to read it."""
+    seed = args.seeds[0]
+    test, train = split_users(data.values.shape[0], seed, args.validation)
+    n_val = (len(split_validation(len(train), args.val_fraction, seed)[1])
+             if args.val_fraction > 0 else 0)
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    table = []
+    table, fastest = [], {}
     for r in rows:
         samples = args.anchor_samples if r["anchor"] == "CSDI" else 1
         row = {"anchor": r["anchor"], "batch size": r["batch"], "outcome": r["outcome"],
-               "device": r.get("device", ""), "one epoch, with validation (s)": "",
-               "one completion (s per user)": "", "peak RSS (MB)": f"{r['peak_rss_mb']:.0f}",
-               "samples per user": samples, "one seed at the budget (h)": ""}
+               "device": r.get("device", ""), "one epoch (s)": "",
+               "one completion (s per user)": "", "peak RSS (MiB)": f"{r['peak_rss_mb']:.0f}"}
+        if any("peak_gpu_mb" in x for x in rows):
+            row["peak GPU (MiB)"] = f"{r['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in r else ""
+        row.update({"samples per user": samples, "one seed at the budget (h)": ""})
         if "epoch_seconds" in r:
             hours = seed_hours(r["epoch_seconds"], r["completion_seconds"], args.anchor_epochs,
-                               tasks, len(test), samples)
-            row.update({"one epoch, with validation (s)": f"{r['epoch_seconds']:.3g}",
+                               len(TASKS), len(test), samples)
+            row.update({"one epoch (s)": f"{r['epoch_seconds']:.3g}",
                         "one completion (s per user)": f"{r['completion_seconds']:.3g}",
                         "one seed at the budget (h)": f"{hours:.3g}"})
+            if hours < fastest.get(r["anchor"], (float("inf"),))[0]:
+                fastest[r["anchor"]] = (hours, r["batch"])
         table.append(row)
     c, t, h, w = data.values.shape[1:]
     timed = min(args.cost_users, len(test))
+    validation = (f"({n_val} of them validate every epoch, inside its time)" if n_val
+                  else "(no validation)")
+    reading = [f"{name} {hours:.3g} h (batch {batch})" for name, (hours, batch) in
+               fastest.items()]
+    ended = [f"{r['anchor']} at batch {r['batch']}: {r['outcome']}, at "
+             f"{r['peak_rss_mb'] / 1024:.1f} GiB" for r in rows if r["outcome"] != "measured"]
     return (f"**{data.name}**: tensor (C, T, H, W) = ({c}, {t}, {h}, {w}), {c * h * w} features "
-            f"a slot for the anchors; seed {args.seeds[0]}'s split: {len(train)} training users "
-            f"({n_val} of them validate every epoch), {len(test)} test users. Each anchor and "
-            f"batch size in a process of its own, {args.threads} torch thread(s), "
-            f"{memory:.0f} GiB of memory. One completion: the first {timed} test users from "
-            f"the `{TIMED_TASK}` evidence, one sample. One seed at the reported budget: "
-            f"{args.anchor_epochs} epochs (early stopping may end sooner), then {tasks} tasks x "
-            f"{len(test)} test users x the samples per user.\n\n" + markdown_table(table) + "\n")
+            f"a slot for the anchors; seed {seed}'s split: {len(train)} training users "
+            f"{validation}, {len(test)} test users. Each anchor and batch size in a process of "
+            f"its own, {args.threads} torch thread(s), {memory:.0f} GiB of memory. One "
+            f"completion: the first {timed} test users from the `{TIMED_TASK}` evidence, one "
+            f"sample. One seed at the reported budget: {args.anchor_epochs} epochs (early "
+            f"stopping may end sooner), then {len(TASKS)} tasks x {len(test)} test users x the "
+            "samples per user.\n\n" + markdown_table(table) + "\n\n"
+            + "One seed at the budget, the fastest batch size measured: "
+            + ("; ".join(reading) or "none measured") + "."
+            + (" Ended by the machine or failed: " + "; ".join(ended) + " (peak RSS)."
+               if ended else "")
+            + " A worker raises its own OOM score, so that, when memory runs out, the kernel "
+            "ends it and not another process.\n")

@@ -46,6 +46,14 @@ def device_name(device: str) -> str:
     return f"{os.cpu_count()}-core CPU" if device == "cpu" else device
 
 
+def gpu_peak(device: str) -> dict:
+    """{"peak_gpu_mb": the most GPU memory torch held since its last reset} on a CUDA
+    ``device``; {} elsewhere."""
+    if not device.startswith("cuda"):
+        return {}
+    return {"peak_gpu_mb": torch.cuda.max_memory_allocated(torch.device(device)) / 2**20}
+
+
 def to_series(values: Tensor, keep: Tensor | None = None) -> np.ndarray:
     """(N, C, T, H, W) -> (N, T, C*H*W) float32, NaN where ``keep`` (N, T, H, W) is 0."""
     n, c, t, h, w = values.shape

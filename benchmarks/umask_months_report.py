@@ -40,8 +40,9 @@ How these settings were chosen and how to read the tables:
 - Anchors: SAITS and PatchTST from PyPOTS 1.3 (2 layers, d_model 64, Adam, MAE loss, early
   stopping on the validation users' long-term window). None accepts a per-user input, so none
   is shown with h_u. CSDI (`--anchors CSDI`, 16 samples, as many as U-MASK's CRPS pass) needs
-  a GPU: on a 2-core CPU one seed of this budget would take about 33 hours at batch 4, and
-  batch 32 outgrew 24 GiB (`--anchor-cost`, BENCHMARKS `umask-anchor-cost`). On an H200 (2026-12-04, 3 seed processes sharing the GPU) it
+  a GPU: on a 2-core CPU with 24 GiB its process at batch 32 was killed at 22.7 GiB, and at
+  batch 4 one seed of this budget would take about 33 hours (`--anchor-cost`, BENCHMARKS
+  `umask-anchor-cost`). On an H200 (2026-12-04, 3 seed processes sharing the GPU) it
   trained at about 7 s an epoch at T = 448, its validation loss still falling at epoch 15:
   a GPU machine runs it with `--anchors-only` from `--save-tensors` tensors, one seed at a
   time, and `--anchor-results` joins its rows, measured on the device the header names.
@@ -147,6 +148,7 @@ def anchor_text(results: dict) -> str:
                      + (", an `--anchors-only` run joined by `--anchor-results`"
                         if "joined" in o else "")
                      + f", up to {o['epochs']} epochs, patience {o['patience']}"
+                     + (f", batch {o['batch_size']}" if "batch_size" in o else "")
                      + (f", {o['samples']} samples" if "samples" in o else "") + ")")
     return "; ".join(parts) or "none"
 

@@ -144,32 +144,44 @@ def test_a_cost_worker_the_machine_kills_still_reports_its_peak_memory():
     assert outcome(code, seconds).startswith("failed (exit 3) after ")
 
 
-def _table(stdout: str) -> dict[str, dict[str, str]]:
+def _table(stdout: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The cost table's rows by (anchor, batch size)."""
     lines = [line for line in stdout.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    return {row[0]: dict(zip(header, row, strict=True))
-            for row in ([cell.strip() for cell in line.strip("|").split("|")]
-                        for line in lines[1:])}
+    rows = [dict(zip(header, [cell.strip() for cell in line.strip("|").split("|")], strict=True))
+            for line in lines[1:]]
+    return {(row["anchor"], row["batch size"]): row for row in rows}
 
 
 @pytest.mark.slow
 def test_anchor_cost_times_each_anchor_in_its_own_process_and_projects_one_seed(tmp_path):
-    done = run(command("bench_umask_months", None, (
-        "--anchor-cost", "--anchors", "SAITS", "CSDI", "--anchor-batch-sizes", "4",
-        "--slot-hours", "6", "--grid", "2", "2", "--anchor-epochs", "4000",
-        "--anchor-samples", "300", "--cost-users", "2")), tmp_path)
+    def cost(*extra):
+        return run(command("bench_umask_months", None, (
+            "--anchor-cost", "--anchors", "SAITS", "CSDI", "--anchor-batch-size", "4",
+            "--slot-hours", "6", "--grid", "2", "2", "--anchor-epochs", "4000",
+            "--anchor-samples", "300", "--cost-users", "2", "--workdir", "cost", *extra)),
+            tmp_path)
+
+    done = cost()
     assert done.returncode == 0, done.stderr[-3000:]
     assert ("tensor (C, T, H, W) = (11, 56, 2, 2), 44 features a slot for the anchors; seed 0's "
-            "split: 24 training users (5 of them validate every epoch), 6 test users") in done.stdout
+            "split: 24 training users (5 of them validate every epoch, inside its time), 6 test "
+            "users") in done.stdout
     rows = _table(done.stdout)
-    assert set(rows) == {"SAITS", "CSDI"}
-    assert rows["SAITS"]["samples per user"] == "1" and rows["CSDI"]["samples per user"] == "300"
+    assert set(rows) == {("SAITS", "4"), ("CSDI", "4")}
+    assert rows["SAITS", "4"]["samples per user"] == "1"
+    assert rows["CSDI", "4"]["samples per user"] == "300"
     for row in rows.values():
-        assert row["outcome"] == "measured" and row["batch size"] == "4"
-        assert float(row["peak RSS (MB)"]) > 100
-    csdi = rows["CSDI"]      # 4000 epochs, then 3 tasks x 6 test users x 300 samples
-    epoch, completion = (float(csdi["one epoch, with validation (s)"]),
-                         float(csdi["one completion (s per user)"]))
+        assert row["outcome"] == "measured" and float(row["peak RSS (MiB)"]) > 100
+    csdi = rows["CSDI", "4"]      # 4000 epochs, then 3 tasks x 6 test users x 300 samples
+    epoch, completion = (float(csdi["one epoch (s)"]), float(csdi["one completion (s per user)"]))
     assert epoch > 0 and completion > 0
     assert float(csdi["one seed at the budget (h)"]) == pytest.approx(
         (4000 * epoch + 3 * 6 * 300 * completion) / 3600, rel=0.02)
+    # a rerun with --reuse keeps the finished rows; other timing options time them again
+    again = cost("--reuse")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": kept from ") == 2 and _table(again.stdout) == rows
+    assert not (tmp_path / "cost" / "tensors.npz").exists()
+    other = cost("--reuse", "--cost-users", "1", "--anchors", "SAITS")
+    assert other.returncode == 0 and ": kept from " not in other.stdout
