@@ -127,7 +127,7 @@ def anchor_rows(data: BenchData, layout: Horizon, seed: int, args, split, out: d
     out["anchors"] = {}
     for name in args.anchors:
         if gpu:
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(torch.device(args.anchor_device))
         model, out["train_seconds"][name] = fit_anchor(
             name, V[train], O[train], val_keep, seed, args.anchor_epochs, args.anchor_patience,
             args.val_fraction, device=args.anchor_device, verbose=args.anchor_verbose,

@@ -81,6 +81,18 @@ def outcome(code: int, seconds: float) -> str:
     return f"failed (exit {code}) after {seconds:.0f} s"
 
 
+def read_row(path: Path) -> dict:
+    """A row file of an earlier run; {} when there is none or it was cut short."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def memory_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
 def cost_rows(data: BenchData, args, argv: list[str], script: str, data_key: dict
               ) -> list[dict]:
     """Every (anchor, batch size) of ``args`` in a worker process of ``script`` (with
@@ -88,17 +100,18 @@ def cost_rows(data: BenchData, args, argv: list[str], script: str, data_key: dic
     data (``data_key``) and timing options is kept."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    tensors = work / "tensors.npz"     # written afresh when a worker is needed
+    tensors = work / "cost-tensors.npz"     # written afresh when a worker is needed
     tensors.unlink(missing_ok=True)
     setting = {"data": data_key, "seed": args.seeds[0], "validation": args.validation,
-               "threads": args.threads, "device": args.anchor_device,
+               "threads": args.threads, "device": device_name(args.anchor_device),
+               "memory_gib": round(memory_gib()), "torch": torch.__version__,
                "val_fraction": args.val_fraction, "cost_users": args.cost_users}
     rows = []
     for name in args.anchors:
         for batch in args.anchor_batch_size:
             path = work / f"cost-{name}-{batch}.json"      # the worker's, then the whole row
-            kept = json.loads(path.read_text()) if args.reuse and path.exists() else {}
-            if kept.get("setting") == setting:
+            kept = read_row(path) if args.reuse else {}
+            if kept.get("setting") == setting and not kept["outcome"].startswith("failed"):
                 rows.append(kept)
                 print(f"{name} at batch {batch}: kept from {path}", flush=True)
                 continue
@@ -124,7 +137,6 @@ def render(data: BenchData, rows: list[dict], args) -> str:
     test, train = split_users(data.values.shape[0], seed, args.validation)
     n_val = (len(split_validation(len(train), args.val_fraction, seed)[1])
              if args.val_fraction > 0 else 0)
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     table, fastest = [], {}
     for r in rows:
         samples = args.anchor_samples if r["anchor"] == "CSDI" else 1
@@ -154,7 +166,7 @@ def render(data: BenchData, rows: list[dict], args) -> str:
     return (f"**{data.name}**: tensor (C, T, H, W) = ({c}, {t}, {h}, {w}), {c * h * w} features "
             f"a slot for the anchors; seed {seed}'s split: {len(train)} training users "
             f"{validation}, {len(test)} test users. Each anchor and batch size in a process of "
-            f"its own, {args.threads} torch thread(s), {memory:.0f} GiB of memory. One "
+            f"its own, {args.threads} torch thread(s), {memory_gib():.0f} GiB of memory. One "
             f"completion: the first {timed} test users from the `{TIMED_TASK}` evidence, one "
             f"sample. One seed at the reported budget: {args.anchor_epochs} epochs (early "
             f"stopping may end sooner), then {len(TASKS)} tasks x {len(test)} test users x the "

@@ -130,7 +130,17 @@ def test_anchors_run_from_saved_tensors_without_the_dataset_and_join_the_report(
     assert joined.returncode == 0, joined.stderr[-2000:]
     assert "\n| SAITS |" in joined.stdout
     assert (f"Anchors (PyPOTS): SAITS ({os.cpu_count()}-core CPU, an `--anchors-only` run "
-            "joined by `--anchor-results`, up to 1 epochs") in joined.stdout
+            "joined by `--anchor-results`, up to 1 epochs, patience 10, batch 32)") \
+        in joined.stdout
+
+
+def test_several_anchor_batch_sizes_only_for_the_cost_run(capsys):
+    from bench_umask_months import main
+
+    with pytest.raises(SystemExit):
+        main(["--anchor-batch-size", "32", "4"])
+    assert "--anchor-batch-size takes one size, or several with --anchor-cost" in \
+        capsys.readouterr().err
 
 
 def test_a_cost_worker_the_machine_kills_still_reports_its_peak_memory():
@@ -182,6 +192,6 @@ def test_anchor_cost_times_each_anchor_in_its_own_process_and_projects_one_seed(
     again = cost("--reuse")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count(": kept from ") == 2 and _table(again.stdout) == rows
-    assert not (tmp_path / "cost" / "tensors.npz").exists()
+    assert not (tmp_path / "cost" / "cost-tensors.npz").exists()
     other = cost("--reuse", "--cost-users", "1", "--anchors", "SAITS")
     assert other.returncode == 0 and ": kept from " not in other.stdout
