@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _data import NEEDS, add_dataset_args, load_for_benchmark, parse_args, quick_banner, report
 from bench_umask import CONTROL, TASKS, split_users, train_model
-from umask_anchor_cost import cost_rows, measure
+from umask_anchor_cost import cost_rows, run_cost_worker
 from umask_anchor_cost import render as render_cost
 from umask_anchors import (
     ANCHORS,
@@ -324,9 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.save_tensors}: tensors {data.values.shape}")
         return
     if args.cost_worker is not None:
-        name, batch = args.cost_worker
-        out = measure(data, layout, name, int(batch), args)
-        (Path(args.workdir) / f"cost-{name}-{batch}.json").write_text(json.dumps(out))
+        run_cost_worker(data, layout, args)
         return
     if args.anchor_cost:
         rows = cost_rows(data, args, argv, __file__, fingerprint(data, layout))

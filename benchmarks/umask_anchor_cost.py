@@ -39,6 +39,18 @@ def seed_hours(epoch_s: float, completion_s: float, epochs: int, tasks: int, use
     return (epochs * epoch_s + tasks * users * samples * completion_s) / 3600
 
 
+def row_path(workdir: str | Path, name: str, batch: int | str) -> Path:
+    """The file of one (anchor, batch size): the worker's timings, then the whole row."""
+    return Path(workdir) / f"cost-{name}-{batch}.json"
+
+
+def run_cost_worker(data: BenchData, layout: Horizon, args) -> None:
+    """The ``--cost-worker NAME BATCH`` process: ``measure`` into its row file."""
+    name, batch = args.cost_worker
+    row_path(args.workdir, name, batch).write_text(
+        json.dumps(measure(data, layout, name, int(batch), args)))
+
+
 def measure(data: BenchData, layout: Horizon, name: str, batch: int, args) -> dict:
     """In the worker: one epoch of ``name`` at ``batch`` and one completion of the first
     ``--cost-users`` test users, timed."""
@@ -109,7 +121,7 @@ def cost_rows(data: BenchData, args, argv: list[str], script: str, data_key: dic
     rows = []
     for name in args.anchors:
         for batch in args.anchor_batch_size:
-            path = work / f"cost-{name}-{batch}.json"      # the worker's, then the whole row
+            path = row_path(work, name, batch)
             kept = read_row(path) if args.reuse else {}
             if kept.get("setting") == setting and not kept["outcome"].startswith("failed"):
                 rows.append(kept)
@@ -138,12 +150,13 @@ def render(data: BenchData, rows: list[dict], args) -> str:
     n_val = (len(split_validation(len(train), args.val_fraction, seed)[1])
              if args.val_fraction > 0 else 0)
     table, fastest = [], {}
+    on_gpu = any("peak_gpu_mb" in r for r in rows)
     for r in rows:
         samples = args.anchor_samples if r["anchor"] == "CSDI" else 1
         row = {"anchor": r["anchor"], "batch size": r["batch"], "outcome": r["outcome"],
                "device": r.get("device", ""), "one epoch (s)": "",
                "one completion (s per user)": "", "peak RSS (MiB)": f"{r['peak_rss_mb']:.0f}"}
-        if any("peak_gpu_mb" in x for x in rows):
+        if on_gpu:
             row["peak GPU (MiB)"] = f"{r['peak_gpu_mb']:.0f}" if "peak_gpu_mb" in r else ""
         row.update({"samples per user": samples, "one seed at the budget (h)": ""})
         if "epoch_seconds" in r:
